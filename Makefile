@@ -1,0 +1,66 @@
+# tgt_profile — PGXS build.  `make demo` and `make test` are the two
+# commands a new user needs; everything else is the ordinary PGXS build.
+
+EXTENSION   = tgt_profile
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+MODULE_big  = tgt_profile
+
+# One file per concern (see DESIGN.md "Architecture").
+OBJS = \
+	src/module.o \
+	src/caller.o \
+	src/token_format.o \
+	src/tokens.o \
+	src/authorize.o \
+	src/clients.o
+
+# The hand-edited install script is copied to its versioned name at build time.
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(filter-out $(wildcard src/$(EXTENSION)--$(EXTVERSION).sql),$(wildcard src/$(EXTENSION)--*--*.sql))
+
+PG_CONFIG  ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK  = -ljansson
+
+# pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
+# extension created in every test database.
+REGRESS      = install privileges tokens authorize settings
+REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
+ISOLATION      = token_rotation
+ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
+
+EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \
+	test/isolation/output_iso test/fuzz/bin .tmp
+
+# `make demo` and `make test` must work before the server headers are
+# installed (they install them), so PGXS is only required for build goals.
+PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
+ifneq ($(PGXS),)
+include $(PGXS)
+else ifneq ($(filter-out demo test bench deps print-tests,$(or $(MAKECMDGOALS),all)),)
+$(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-15, or run `make deps`)
+endif
+
+$(EXTENSION)--$(EXTVERSION).sql: src/$(EXTENSION).sql
+	cp $< $@
+
+.PHONY: demo test bench deps print-tests
+
+# The two commands.  Each installs its Debian packages when missing, builds,
+# installs, runs on a throwaway cluster and cleans up, also on failure.
+demo:
+	@bash test/tools/demo.sh
+
+test:
+	@bash test/tools/run-tests.sh
+
+bench:
+	@bash test/bench/run-bench.sh
+
+deps:
+	@bash test/tools/deps.sh
+
+print-tests:
+	@echo "REGRESS=$(REGRESS)"
+	@echo "ISOLATION=$(ISOLATION)"

@@ -1,0 +1,100 @@
+/*-------------------------------------------------------------------------
+ *
+ * record.h
+ *	  The normalised record stream that every batch reader produces.
+ *
+ * The readers (read_adobe.c, read_json.c) are plain C with no PostgreSQL
+ * headers, so they can be unit-tested and fuzzed on their own.  Everything
+ * that touches PostgreSQL consumes this one stream; the validation of names,
+ * values and lengths against the GUC limits happens there (attributes.c), in
+ * the same code that checks a single upsert.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TGTP_RECORD_H
+#define TGTP_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum tp_format
+{
+	TP_FORMAT_ADOBE,			/* 'batch=pcId,...' CSV-like file */
+	TP_FORMAT_NDJSON,			/* one JSON object a line */
+	TP_FORMAT_JSON_ARRAY		/* [ {...}, {...} ] */
+} tp_format;
+
+typedef enum tp_key_kind
+{
+	TP_KEY_PCID,
+	TP_KEY_THIRD_PARTY_ID
+} tp_key_kind;
+
+typedef enum tp_value_kind
+{
+	TP_VAL_STRING,				/* value: decoded UTF-8 text */
+	TP_VAL_NUMBER,				/* value: a JSON number literal */
+	TP_VAL_TRUE,
+	TP_VAL_FALSE,
+	TP_VAL_NULL,				/* remove the attribute */
+	TP_VAL_NESTED				/* an object or array: the validator rejects it */
+} tp_value_kind;
+
+typedef struct tp_attr
+{
+	const char *name;			/* decoded UTF-8, not NUL-terminated */
+	size_t		name_len;
+	tp_value_kind kind;
+	const char *value;			/* for STRING and NUMBER; NULL otherwise */
+	size_t		value_len;
+} tp_attr;
+
+typedef struct tp_record
+{
+	int64_t		row;			/* record number, from 1; blank lines and the
+								 * batch= header are not records */
+	tp_key_kind key_kind;
+	const char *key;			/* not NUL-terminated; never empty when good */
+	size_t		key_len;
+	int			nattrs;
+	tp_attr    *attrs;			/* valid until the next tp_reader_next() */
+
+	/* A record error: the record is rejected alone, the batch goes on. */
+	const char *error;			/* NULL for a good record; a reason that never
+								 * quotes the input */
+	int64_t		line;			/* JSON errors: 1-based line in the batch, else 0 */
+	int64_t		column;			/* JSON errors: 1-based column, else 0 */
+} tp_record;
+
+typedef enum tp_status
+{
+	TP_RECORD,					/* *rec holds a record (good or rejected) */
+	TP_EOF,						/* no more records */
+	TP_FATAL					/* the batch is broken as a whole: see errbuf */
+} tp_status;
+
+typedef struct tp_reader tp_reader;
+
+/*
+ * Allocation hooks: the server routes them (and jansson's) to palloc in a
+ * batch memory context, so an ERROR cannot leak; tools use malloc/free.
+ */
+typedef void *(*tp_malloc_fn) (size_t size);
+typedef void (*tp_free_fn) (void *ptr);
+extern void tp_set_allocator(tp_malloc_fn m, tp_free_fn f);
+
+/*
+ * Open a reader on data[0..len).  The format is recognised by its first
+ * bytes (whitespace before '[' or '{' allowed).  Returns NULL and fills
+ * errbuf on a broken batch (no recognisable format, byte-order mark, bad
+ * header, empty input).  data must stay valid while the reader is open.
+ */
+extern tp_reader *tp_reader_open(const char *data, size_t len,
+								 char *errbuf, size_t errlen);
+extern tp_format tp_reader_format(const tp_reader *r);
+
+/* Next record; on TP_FATAL errbuf (given to open) says why. */
+extern tp_status tp_reader_next(tp_reader *r, tp_record *rec);
+extern void tp_reader_close(tp_reader *r);
+
+#endif							/* TGTP_RECORD_H */
