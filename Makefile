@@ -9,9 +9,11 @@ MODULE_big  = tgt_profile
 OBJS = \
 	src/module.o \
 	src/caller.o \
+	src/store.o \
 	src/token_format.o \
 	src/tokens.o \
 	src/authorize.o \
+	src/request_headers.o \
 	src/clients.o
 
 # The hand-edited install script is copied to its versioned name at build time.

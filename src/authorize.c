@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ *
+ * authorize.c
+ *	  The require-auth check and the parsing of "Authorization: Bearer".
+ *
+ * authorize(client, authorization) raises 28000 when the client requires
+ * authentication and no token is presented, 28P01 when the token is not
+ * valid (one message, whether invalid, revoked or expired).  It needs no
+ * session state, so it works through pgbouncer's transaction pooling, and
+ * it writes nothing, so it works on a hot standby.
+ *
+ * Failed authentications go to the server log with the client, the role
+ * and the token's hint, never to a table: the failing transaction would
+ * roll that row back.  Our errors hide the statement text from the log, so
+ * a token passed as a literal is not logged by them either.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(tgtp_authorize);
+
+/*
+ * Find the token in a header value "Bearer <token>": the scheme
+ * case-insensitively, then one or more spaces.  Anything else is no token.
+ */
+static bool
+parse_bearer(const char *header, size_t len, const char **token, size_t *token_len)
+{
+	size_t		i = 6;
+
+	if (header == NULL || len <= 7 || pg_strncasecmp(header, "bearer", 6) != 0 ||
+		header[6] != ' ')
+		return false;
+	while (i < len && header[i] == ' ')
+		i++;
+	/* trailing spaces or tabs are not part of the token */
+	while (len > i && (header[len - 1] == ' ' || header[len - 1] == '\t'))
+		len--;
+	if (i >= len)
+		return false;
+	*token = header + i;
+	*token_len = len - i;
+	return true;
+}
+
+static void
+report_failure(const char *client, const char *token, size_t len)
+{
+	bool		formed = tp_token_well_formed(token, len);
+
+	ereport(LOG,
+			(errmsg("tgt_profile: authentication failed for client \"%s\"", client),
+			 formed
+			 ? errdetail("Role \"%s\" presented token %.*s..., which is revoked, expired or unknown.",
+						 tp_caller_name(), TP_TOKEN_HINT_LEN, token)
+			 : errdetail("Role \"%s\" presented a malformed token.", tp_caller_name()),
+			 errhidestmt(true), errhidecontext(true)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PASSWORD),
+			 errmsg("invalid authorization token for client \"%s\"", client),
+			 errdetail("The token is not valid: it may be mistyped, revoked or expired."),
+			 errhint("Ask an approver of the client for a new token."),
+			 errhidestmt(true)));
+}
+
+/*
+ * The check every profile function makes first.  header may be NULL (then
+ * request.headers is read).
+ */
+void
+tp_authorize(const char *client, const char *header, size_t header_len)
+{
+	TpSettings	s;
+	char	   *from_request = NULL;
+	const char *token;
+	size_t		token_len;
+
+	tp_check_client_code(client);
+	tp_require_client(client, &s);
+	if (!s.require_auth)
+		return;
+
+	if (header == NULL)
+	{
+		from_request = tp_header_from_request();
+		header = from_request;
+		header_len = header ? strlen(header) : 0;
+	}
+	if (!parse_bearer(header, header_len, &token, &token_len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("client \"%s\" requires authentication", client),
+				 errdetail("No bearer token was presented."),
+				 errhint("Pass \"Bearer <token>\" as the authorization argument, as a bind parameter."),
+				 errhidestmt(true)));
+	if (!tp_token_is_valid(client, token, token_len))
+		report_failure(client, token, token_len);
+	if (from_request)
+	{
+		explicit_bzero(from_request, header_len);
+		pfree(from_request);
+	}
+}
+
+/* authorize(client, authorization DEFAULT NULL) RETURNS void */
+Datum
+tgtp_authorize(PG_FUNCTION_ARGS)
+{
+	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	text	   *header = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+
+	tp_authorize(client,
+				 header ? VARDATA_ANY(header) : NULL,
+				 header ? VARSIZE_ANY_EXHDR(header) : 0);
+	PG_RETURN_VOID();
+}

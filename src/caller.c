@@ -1,0 +1,203 @@
+/*-------------------------------------------------------------------------
+ *
+ * caller.c
+ *	  Who calls, what they may do, and acting as the extension owner.
+ *
+ * Our functions are SECURITY INVOKER on purpose: the caller is current_user
+ * at the moment of the call (DESIGN.md, "Caller"), which a SECURITY DEFINER
+ * function could no longer see.  Each function checks the caller's rights
+ * here, then switches to the extension owner only around its own
+ * parameterised statements (tp_begin/tp_end), the way pg_cron does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(tgtp_can_manage);
+
+Oid
+tp_caller(void)
+{
+	return GetUserId();
+}
+
+char *
+tp_caller_name(void)
+{
+	return GetUserNameFromId(GetUserId(), false);
+}
+
+/* tgt_profile_admin (directly or through membership) or a superuser. */
+bool
+tp_is_admin(Oid role)
+{
+	Oid			admin;
+
+	if (superuser_arg(role))
+		return true;
+	admin = get_role_oid(TGTP_ROLE_ADMIN, true);
+	return OidIsValid(admin) && has_privs_of_role(role, admin);
+}
+
+/* The caller's level on one client, read from approvers by role name. */
+TpLevel
+tp_client_level(const char *client, Oid role)
+{
+	Datum		keys[2];
+	static const AttrNumber cols[1] = {3};	/* level */
+	Datum		lvl;
+	bool		isnull;
+
+	if (tp_is_admin(role))
+		return TP_LEVEL_ADMIN;
+
+	keys[0] = CStringGetTextDatum(client);
+	keys[1] = CStringGetTextDatum(GetUserNameFromId(role, false));
+	if (!tp_lookup("approvers", "approvers_pkey", 2, keys, 1, cols, &lvl, &isnull))
+		return TP_LEVEL_NONE;
+	return strcmp(TextDatumGetCString(lvl), "admin") == 0
+		? TP_LEVEL_ADMIN : TP_LEVEL_APPROVER;
+}
+
+void
+tp_require_admin(const char *what)
+{
+	if (!tp_is_admin(tp_caller()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("Only members of role \"%s\" may %s.", TGTP_ROLE_ADMIN, what)));
+}
+
+/*
+ * An approver of one client learns nothing about other clients: lacking
+ * rights is reported before whether the client exists.
+ */
+void
+tp_require_level(const char *client, TpLevel need, const char *what)
+{
+	if (tp_client_level(client, tp_caller()) < need)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s for client \"%s\"", what, client),
+				 errhint("%s",
+						 need == TP_LEVEL_ADMIN
+						 ? "A client admin of this client or a member of tgt_profile_admin may do this."
+						 : "An approver of this client or a member of tgt_profile_admin may do this.")));
+}
+
+/* ^[a-z0-9][a-z0-9_-]{0,63}$ */
+void
+tp_check_client_code(const char *client)
+{
+	size_t		len = strlen(client);
+	bool		ok = len >= 1 && len <= 64;
+
+	for (size_t i = 0; ok && i < len; i++)
+	{
+		char		c = client[i];
+
+		ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			(i > 0 && (c == '_' || c == '-'));
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid client code"),
+				 errdetail("A client code is 1 to 64 characters of a-z, 0-9, \"_\" and \"-\", starting with a letter or digit.")));
+}
+
+/* A text argument that must not be NULL, as a C string. */
+char *
+tp_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be null", argname)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+static Oid
+extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("tgt_profile"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"tgt_profile\" is not installed in this database")));
+	return owner;
+}
+
+/*
+ * Start a section of our own SQL: search_path pinned to pg_catalog (so a
+ * caller's schema cannot redirect an operator or function), and with
+ * as_owner the extension owner as current_user (to write tables the caller
+ * may not).  An ERROR unwinds both at (sub)transaction abort.
+ */
+void
+tp_begin(TpPrivState *st, bool as_owner)
+{
+	st->outer = CurrentMemoryContext;
+	GetUserIdAndSecContext(&st->saved_user, &st->saved_sec);
+	st->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (as_owner)
+		SetUserIdAndSecContext(extension_owner(),
+							   st->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+tp_end(TpPrivState *st)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(st->saved_user, st->saved_sec);
+	AtEOXact_GUC(true, st->guc_level);
+}
+
+/* tgt_profile.can_manage(client): the row-level security predicate. */
+Datum
+tgtp_can_manage(PG_FUNCTION_ARGS)
+{
+	char	   *client;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	client = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PG_RETURN_BOOL(tp_client_level(client, tp_caller()) >= TP_LEVEL_APPROVER);
+}

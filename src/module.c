@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * module.c
+ *	  _PG_init and the limits of tgt_profile, each a GUC.
+ *
+ * The limits guard the server (memory, WAL, lock time), so they are
+ * PGC_SUSET: a superuser sets them, a caller cannot raise them.  Their
+ * defaults follow the Adobe Target limits users already know.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include <jansson.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+int			tgtp_max_batch_bytes = 50 * 1024 * 1024;
+int			tgtp_max_batch_rows = 500000;
+int			tgtp_max_name_length = 128;
+int			tgtp_max_value_length = 5000;
+int			tgtp_max_profile_bytes = 64 * 1024;
+int			tgtp_max_id_length = 256;
+
+void		_PG_init(void);
+
+/*
+ * jansson allocates through these: palloc in the current memory context, so
+ * an ERROR never leaks what it held.  NULL rather than an ERROR on OOM,
+ * since jansson expects to unwind itself.
+ */
+static void *
+json_palloc(size_t size)
+{
+	return palloc_extended(size, MCXT_ALLOC_NO_OOM);
+}
+
+static void
+json_pfree(void *ptr)
+{
+	if (ptr)
+		pfree(ptr);
+}
+
+static void
+define_limit(const char *name, const char *desc, const char *long_desc,
+			 int *var, int def, int min, int max, int flags)
+{
+	DefineCustomIntVariable(name, desc, long_desc, var, def, min, max,
+							PGC_SUSET, flags, NULL, NULL, NULL);
+}
+
+void
+_PG_init(void)
+{
+	define_limit("tgt_profile.max_batch_bytes",
+				 "Largest batch accepted by bulk_update.",
+				 "A larger batch is refused whole (SQLSTATE 54000) before it is parsed. Default: Adobe's bulk API file limit.",
+				 &tgtp_max_batch_bytes, 50 * 1024 * 1024, 1, 1024 * 1024 * 1024,
+				 GUC_UNIT_BYTE);
+	define_limit("tgt_profile.max_batch_rows",
+				 "Most records accepted in one bulk_update batch.",
+				 "A batch with more records is refused whole (SQLSTATE 54000). Default: Adobe's rows per upload.",
+				 &tgtp_max_batch_rows, 500000, 1, INT_MAX, 0);
+	define_limit("tgt_profile.max_name_length",
+				 "Longest attribute name, in characters.",
+				 "A longer name is refused (SQLSTATE 22023), or its batch record rejected alone.",
+				 &tgtp_max_name_length, 128, 1, 65535, 0);
+	define_limit("tgt_profile.max_value_length",
+				 "Longest attribute value, in characters.",
+				 "A longer value is refused (SQLSTATE 22023), or its batch record rejected alone.",
+				 &tgtp_max_value_length, 5000, 1, 10 * 1024 * 1024, 0);
+	define_limit("tgt_profile.max_profile_bytes",
+				 "Largest stored profile (its attributes as JSON), in bytes.",
+				 "An update that would make a profile larger is refused (SQLSTATE 22023), or its batch record rejected alone.",
+				 &tgtp_max_profile_bytes, 64 * 1024, 64, 256 * 1024 * 1024,
+				 GUC_UNIT_BYTE);
+	define_limit("tgt_profile.max_id_length",
+				 "Longest pcId or thirdPartyId, in characters.",
+				 "A longer id is refused (SQLSTATE 22023), or its batch record rejected alone.",
+				 &tgtp_max_id_length, 256, 1, 65535, 0);
+
+	json_set_alloc_funcs(json_palloc, json_pfree);
+	MarkGUCPrefixReserved("tgt_profile");
+}

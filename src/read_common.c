@@ -1,0 +1,271 @@
+/*-------------------------------------------------------------------------
+ *
+ * read_common.c
+ *	  Batch reader entry points: format detection, dispatch, allocation and
+ *	  UTF-8 helpers shared by the Adobe and JSON readers.
+ *
+ * Plain C, no PostgreSQL headers: see record.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "read_internal.h"
+
+static tp_malloc_fn tp_malloc_hook = malloc;
+static tp_free_fn tp_free_hook = free;
+
+void
+tp_set_allocator(tp_malloc_fn m, tp_free_fn f)
+{
+	tp_malloc_hook = m ? m : malloc;
+	tp_free_hook = f ? f : free;
+	/* jansson allocates the parsed records: keep it in the same place */
+	json_set_alloc_funcs(tp_malloc_hook, tp_free_hook);
+}
+
+void *
+tp_alloc(size_t size)
+{
+	return tp_malloc_hook(size);
+}
+
+void
+tp_free(void *ptr)
+{
+	if (ptr)
+		tp_free_hook(ptr);
+}
+
+void *
+tp_grow(void *buf, size_t *cap, size_t need, size_t elsize)
+{
+	size_t		newcap;
+	void	   *nbuf;
+
+	if (buf && need <= *cap)
+		return buf;
+
+	newcap = *cap < 16 ? 16 : *cap;
+	while (newcap < need)
+	{
+		if (newcap > SIZE_MAX / 2)
+			return NULL;
+		newcap *= 2;
+	}
+	if (newcap > SIZE_MAX / elsize)
+		return NULL;
+
+	/* the hooks have no realloc (palloc's repalloc needs a context) */
+	nbuf = tp_alloc(newcap * elsize);
+	if (nbuf == NULL)
+		return NULL;
+	if (buf)
+	{
+		memcpy(nbuf, buf, *cap * elsize);
+		tp_free(buf);
+	}
+	*cap = newcap;
+	return nbuf;
+}
+
+tp_status
+tp_fail(tp_reader *r, const char *fmt,...)
+{
+	va_list		ap;
+
+	r->failed = true;
+	if (r->errbuf && r->errlen > 0)
+	{
+		va_start(ap, fmt);
+		vsnprintf(r->errbuf, r->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return TP_FATAL;
+}
+
+/*
+ * Check that s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF) without a NUL character, which no
+ * PostgreSQL text can hold.
+ */
+int
+tp_utf8_check(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *end = p + len;
+
+	while (p < end)
+	{
+		unsigned char c;
+		size_t		n;
+		unsigned char lo = 0x80,
+					hi = 0xBF;
+
+		/* ASCII is the common case: take it eight bytes at a time */
+		while (end - p >= 8)
+		{
+			uint64_t	w;
+
+			memcpy(&w, p, 8);
+			if (w & UINT64_C(0x8080808080808080))
+				break;
+			/* the classic "has a zero byte" test */
+			if ((w - UINT64_C(0x0101010101010101)) & ~w &
+				UINT64_C(0x8080808080808080))
+				return TP_UTF8_NUL;
+			p += 8;
+		}
+		if (p >= end)
+			break;
+
+		c = *p;
+		if (c < 0x80)
+		{
+			if (c == 0)
+				return TP_UTF8_NUL;
+			p++;
+			continue;
+		}
+
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if (c >= 0xE0 && c <= 0xEF)
+		{
+			n = 2;
+			if (c == 0xE0)
+				lo = 0xA0;		/* overlong */
+			else if (c == 0xED)
+				hi = 0x9F;		/* surrogates */
+		}
+		else if (c >= 0xF0 && c <= 0xF4)
+		{
+			n = 3;
+			if (c == 0xF0)
+				lo = 0x90;		/* overlong */
+			else if (c == 0xF4)
+				hi = 0x8F;		/* above U+10FFFF */
+		}
+		else
+			return TP_UTF8_INVALID;
+
+		if ((size_t) (end - p) <= n)
+			return TP_UTF8_INVALID;
+		if (p[1] < lo || p[1] > hi)
+			return TP_UTF8_INVALID;
+		if (n >= 2 && (p[2] & 0xC0) != 0x80)
+			return TP_UTF8_INVALID;
+		if (n >= 3 && (p[3] & 0xC0) != 0x80)
+			return TP_UTF8_INVALID;
+		p += n + 1;
+	}
+	return TP_UTF8_OK;
+}
+
+int64_t
+tp_utf8_chars(const char *s, size_t len)
+{
+	int64_t		n = 0;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+		n += ((unsigned char) s[i] & 0xC0) != 0x80;
+	return n;
+}
+
+static tp_reader *
+open_failed(tp_reader *r, char *errbuf, size_t errlen, const char *msg)
+{
+	if (r)
+		tp_free(r);
+	if (errbuf && errlen > 0)
+		snprintf(errbuf, errlen, "%s", msg);
+	return NULL;
+}
+
+tp_reader *
+tp_reader_open(const char *data, size_t len, char *errbuf, size_t errlen)
+{
+	const char *p = data;
+	const char *end = data + len;
+	tp_reader  *r;
+	bool		ok;
+
+	if (errbuf && errlen > 0)
+		errbuf[0] = '\0';
+	if (data == NULL || len == 0)
+		return open_failed(NULL, errbuf, errlen, "empty batch");
+	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+		return open_failed(NULL, errbuf, errlen,
+						   "batch starts with a UTF-8 byte-order mark (BOM); save it without one");
+
+	while (p < end && (tp_is_blank(*p) || *p == '\n'))
+		p++;
+	if (p == end)
+		return open_failed(NULL, errbuf, errlen,
+						   "empty batch: it holds nothing but whitespace");
+
+	r = tp_alloc(sizeof(tp_reader));
+	if (r == NULL)
+		return open_failed(NULL, errbuf, errlen, "out of memory");
+	memset(r, 0, sizeof(tp_reader));
+	r->data = data;
+	r->len = len;
+	r->errbuf = errbuf;
+	r->errlen = errlen;
+
+	if (*p == '[' || *p == '{')
+	{
+		r->format = *p == '[' ? TP_FORMAT_JSON_ARRAY : TP_FORMAT_NDJSON;
+		ok = tp_json_open(r, p);
+	}
+	else if (end - p >= 6 && memcmp(p, "batch=", 6) == 0)
+	{
+		r->format = TP_FORMAT_ADOBE;
+		ok = tp_adobe_open(r, p);
+	}
+	else
+		return open_failed(r, errbuf, errlen,
+						   "unrecognised batch format: a batch starts with \"batch=\" (Adobe batch file), \"{\" (NDJSON) or \"[\" (JSON array)");
+
+	if (!ok)
+	{
+		/* the format's open has filled errbuf and freed its own state */
+		tp_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+tp_format
+tp_reader_format(const tp_reader *r)
+{
+	return r->format;
+}
+
+tp_status
+tp_reader_next(tp_reader *r, tp_record *rec)
+{
+	if (r->failed)
+		return TP_FATAL;
+	if (r->format == TP_FORMAT_ADOBE)
+		return tp_adobe_next(r, rec);
+	return tp_json_next(r, rec);
+}
+
+void
+tp_reader_close(tp_reader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->format == TP_FORMAT_ADOBE)
+		tp_adobe_close(r);
+	else
+		tp_json_close(r);
+	tp_free(r);
+}

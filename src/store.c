@@ -1,0 +1,185 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *	  Reading and writing the extension's tables.
+ *
+ * Hot read paths (settings, approvers, tokens) use a direct index lookup:
+ * no SPI, no planner, no sequence, no write, so they are cheap and work on
+ * a hot standby.  Such reads bypass row-level security by design; every
+ * caller of tp_lookup has checked the caller's rights first (or, like
+ * verify_token, reveals nothing but a yes or no).
+ *
+ * Writes go through SPI with plans prepared once per backend.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "catalog/pg_index.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+static Oid
+relation_oid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(TGTP_SCHEMA, false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", TGTP_SCHEMA, relname),
+				 errhint("The extension tgt_profile may be damaged; reinstall it.")));
+	return relid;
+}
+
+Relation
+tp_open_table(const char *relname, LOCKMODE mode)
+{
+	return table_open(relation_oid(relname), mode);
+}
+
+/*
+ * Fetch one row by the full key of a unique index and copy the wanted
+ * columns into the current memory context.  Returns false when there is no
+ * such row.  keys are in index column order.
+ */
+bool
+tp_lookup(const char *relname, const char *indexname,
+		  int nkeys, const Datum *keys,
+		  int ncols, const AttrNumber *cols, Datum *values, bool *nulls)
+{
+	Relation	rel = tp_open_table(relname, AccessShareLock);
+	Relation	idx = index_open(relation_oid(indexname), AccessShareLock);
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	ScanKeyData skeys[INDEX_MAX_KEYS];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found;
+
+	Assert(nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
+	for (int i = 0; i < nkeys; i++)
+	{
+		Oid			opfamily = idx->rd_opfamily[i];
+		Oid			type = idx->rd_opcintype[i];
+		Oid			eqop = get_opfamily_member(opfamily, type, type, BTEqualStrategyNumber);
+
+		/* systable_beginscan wants heap column numbers */
+		ScanKeyInit(&skeys[i], idx->rd_index->indkey.values[i],
+					BTEqualStrategyNumber, get_opcode(eqop), keys[i]);
+		skeys[i].sk_collation = idx->rd_indcollation[i];
+	}
+
+	scan = systable_beginscan(rel, RelationGetRelid(idx), true, snap, nkeys, skeys);
+	tup = systable_getnext(scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		for (int i = 0; i < ncols; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, cols[i] - 1);
+			Datum		d = heap_getattr(tup, cols[i], desc, &nulls[i]);
+
+			values[i] = nulls[i] ? (Datum) 0 : datumCopy(d, att->attbyval, att->attlen);
+		}
+	}
+	systable_endscan(scan);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Run one of our statements with its plan prepared once per backend.  Must
+ * be inside tp_begin/tp_end.  Returns SPI_processed.
+ */
+int
+tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
+{
+	int			rc;
+
+	if (p->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 p->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		p->plan = plan;
+	}
+	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 p->sql, SPI_result_code_string(rc));
+	return (int) SPI_processed;
+}
+
+TimestampTz
+tp_now(void)
+{
+	return GetCurrentTransactionStartTimestamp();
+}
+
+/* One audit row; must run as the owner (inside tp_begin(…, true)). */
+void
+tp_audit(const char *client, const char *actor, const char *action,
+		 const char *detail_json)
+{
+	static TpPlan plan = {
+		"INSERT INTO tgt_profile.audit_log (client, at, actor, action, detail) "
+		"VALUES ($1, $2, $3, $4, $5::jsonb)",
+		5, {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID}
+	};
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(client);
+	values[1] = TimestampTzGetDatum(tp_now());
+	values[2] = CStringGetTextDatum(actor);
+	values[3] = CStringGetTextDatum(action);
+	values[4] = CStringGetTextDatum(detail_json ? detail_json : "{}");
+	tp_exec(&plan, values, NULL, false, 0);
+}
+
+/* The client's settings; false when there is no such client. */
+bool
+tp_get_settings(const char *client, TpSettings *out)
+{
+	static const AttrNumber cols[5] = {2, 3, 4, 5, 6};
+	Datum		key = CStringGetTextDatum(client);
+	Datum		v[5];
+	bool		n[5];
+
+	if (!tp_lookup("settings", "settings_pkey", 1, &key, 5, cols, v, n))
+		return false;
+	out->require_auth = DatumGetBool(v[0]);
+	out->token_ttl = *DatumGetIntervalP(v[1]);
+	out->max_token_ttl = *DatumGetIntervalP(v[2]);
+	out->profile_lifetime = *DatumGetIntervalP(v[3]);
+	out->has_daily_row_limit = !n[4];
+	out->daily_row_limit = n[4] ? 0 : DatumGetInt64(v[4]);
+	return true;
+}
+
+void
+tp_require_client(const char *client, TpSettings *out)
+{
+	TpSettings	dummy;
+
+	if (!tp_get_settings(client, out ? out : &dummy))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("client \"%s\" does not exist", client),
+				 errhint("Create it with tgt_profile.create_client().")));
+}

@@ -1,0 +1,108 @@
+/*-------------------------------------------------------------------------
+ *
+ * tgt_profile.h
+ *	  Declarations shared by the server-side modules of tgt_profile.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TGT_PROFILE_H
+#define TGT_PROFILE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/relcache.h"
+#include "utils/timestamp.h"
+
+#define TGTP_SCHEMA			"tgt_profile"
+#define TGTP_ROLE_ADMIN		"tgt_profile_admin"
+
+/* module.c: limits (GUCs) */
+extern int	tgtp_max_batch_bytes;
+extern int	tgtp_max_batch_rows;
+extern int	tgtp_max_name_length;
+extern int	tgtp_max_value_length;
+extern int	tgtp_max_profile_bytes;
+extern int	tgtp_max_id_length;
+
+/* caller.c: who calls, what they may do, and acting as the owner */
+typedef enum TpLevel
+{
+	TP_LEVEL_NONE = 0,
+	TP_LEVEL_APPROVER,
+	TP_LEVEL_ADMIN				/* client admin, tgt_profile_admin or superuser */
+} TpLevel;
+
+typedef struct TpPrivState
+{
+	MemoryContext outer;		/* the caller's context: copy results here */
+	Oid			saved_user;
+	int			saved_sec;
+	int			guc_level;
+} TpPrivState;
+
+extern Oid	tp_caller(void);
+extern char *tp_caller_name(void);
+extern bool tp_is_admin(Oid role);
+extern TpLevel tp_client_level(const char *client, Oid role);
+extern void tp_require_admin(const char *what);
+extern void tp_require_level(const char *client, TpLevel need, const char *what);
+extern void tp_check_client_code(const char *client);
+extern char *tp_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern void tp_begin(TpPrivState *st, bool as_owner);
+extern void tp_end(TpPrivState *st);
+
+/* store.c: direct index lookups and cached SPI plans */
+typedef struct TpPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[8];
+	SPIPlanPtr	plan;
+} TpPlan;
+
+extern Relation tp_open_table(const char *relname, LOCKMODE mode);
+extern bool tp_lookup(const char *relname, const char *indexname,
+					  int nkeys, const Datum *keys,
+					  int ncols, const AttrNumber *cols, Datum *values, bool *nulls);
+extern int	tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only,
+					long count);
+extern void tp_audit(const char *client, const char *actor, const char *action,
+					 const char *detail_json);
+extern TimestampTz tp_now(void);
+
+/* settings lookup shared by tokens.c, authorize.c and the profile API */
+typedef struct TpSettings
+{
+	bool		require_auth;
+	Interval	token_ttl;
+	Interval	max_token_ttl;
+	Interval	profile_lifetime;
+	bool		has_daily_row_limit;
+	int64		daily_row_limit;
+} TpSettings;
+
+extern bool tp_get_settings(const char *client, TpSettings *out);
+extern void tp_require_client(const char *client, TpSettings *out);
+
+/* authorize.c */
+extern void tp_authorize(const char *client, const char *header, size_t header_len);
+
+/* request_headers.c */
+extern char *tp_header_from_request(void);
+
+/* tokens.c */
+extern bool tp_token_is_valid(const char *client, const char *token, size_t len);
+
+/* token_format.c */
+#define TP_TOKEN_PREFIX		"tgtp_"
+#define TP_TOKEN_PREFIX_LEN	5
+#define TP_TOKEN_SECRET_LEN	32	/* 256 bits from the CSPRNG */
+#define TP_TOKEN_TEXT_LEN	53	/* prefix + base64url(secret + crc32c) */
+#define TP_TOKEN_HINT_LEN	9	/* prefix + 4 characters */
+
+extern void tp_token_new(char *out);	/* out: TP_TOKEN_TEXT_LEN + 1 bytes */
+extern bool tp_token_well_formed(const char *token, size_t len);
+extern void tp_token_hash(const char *token, size_t len, uint8 *digest);
+
+#endif							/* TGT_PROFILE_H */
