@@ -27,7 +27,7 @@ SHLIB_LINK  = -ljansson
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = install privileges tokens authorize settings
+REGRESS      = setup install privileges tokens authorize settings
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
