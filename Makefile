@@ -14,7 +14,9 @@ OBJS = \
 	src/tokens.o \
 	src/authorize.o \
 	src/request_headers.o \
-	src/clients.o
+	src/clients.o \
+	src/attributes.o \
+	src/profiles.o
 
 # The hand-edited install script is copied to its versioned name at build time.
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
@@ -27,9 +29,9 @@ SHLIB_LINK  = -ljansson
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize settings
+REGRESS      = setup install privileges tokens authorize settings profiles
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
-ISOLATION      = token_rotation
+ISOLATION      = token_rotation profile_merge
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
 EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \

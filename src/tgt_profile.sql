@@ -295,13 +295,36 @@ CREATE FUNCTION tgt_profile.authorize(client text, "authorization" text DEFAULT 
 	RETURNS void LANGUAGE c STABLE
 	AS 'MODULE_PATHNAME', 'tgtp_authorize';
 
+/* Profiles: each checks authorize() first */
+CREATE FUNCTION tgt_profile.upsert_profile(client text, attributes jsonb, pc_id text DEFAULT NULL,
+										   third_party_id text DEFAULT NULL,
+										   "authorization" text DEFAULT NULL)
+	RETURNS TABLE (tnt_id text, status text)
+	LANGUAGE c VOLATILE ROWS 1
+	AS 'MODULE_PATHNAME', 'tgtp_upsert_profile';
+CREATE FUNCTION tgt_profile.get_profile(client text, pc_id text DEFAULT NULL,
+										third_party_id text DEFAULT NULL,
+										"authorization" text DEFAULT NULL)
+	RETURNS jsonb LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'tgtp_get_profile';
+CREATE FUNCTION tgt_profile.delete_profile(client text, pc_id text DEFAULT NULL,
+										   third_party_id text DEFAULT NULL,
+										   "authorization" text DEFAULT NULL)
+	RETURNS boolean LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'tgtp_delete_profile';
+-- maintenance (cron / pg_cron): profiles not seen for longer than profile_lifetime
+CREATE FUNCTION tgt_profile.purge_expired(client text DEFAULT NULL)
+	RETURNS bigint LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'tgtp_purge_expired';
+
 -- PUBLIC executes nothing; each role gets what its job needs.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tgt_profile FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tgt_profile.can_manage(text)
 	TO tgt_profile_admin, tgt_profile_approver, tgt_profile_api;
 GRANT EXECUTE ON FUNCTION
 	tgt_profile.create_client(text, boolean),
-	tgt_profile.drop_client(text)
+	tgt_profile.drop_client(text),
+	tgt_profile.purge_expired(text)
 	TO tgt_profile_admin;
 GRANT EXECUTE ON FUNCTION
 	tgt_profile.grant_approver(text, regrole, text),
@@ -314,6 +337,11 @@ GRANT EXECUTE ON FUNCTION
 	tgt_profile.verify_token(text, text),
 	tgt_profile.authorize(text, text)
 	TO tgt_profile_approver, tgt_profile_api;
+GRANT EXECUTE ON FUNCTION
+	tgt_profile.upsert_profile(text, jsonb, text, text, text),
+	tgt_profile.get_profile(text, text, text, text),
+	tgt_profile.delete_profile(text, text, text, text)
+	TO tgt_profile_api;
 
 -- User data survives pg_dump.
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.settings', '');

@@ -1,0 +1,309 @@
+/*-------------------------------------------------------------------------
+ *
+ * attributes.c
+ *	  Validate and merge profile attributes: one path for single and bulk.
+ *
+ * Both upsert_profile (a jsonb argument) and bulk_update (records from the
+ * batch readers) hand this module a list of tp_attr.  The check applies the
+ * GUC limits; the merge sets named attributes, removes those given as JSON
+ * null, keeps the rest, and says whether anything changed, so an unchanged
+ * update can skip its write entirely.
+ *
+ * Reasons are returned as text, not raised: the single path raises them as
+ * 22023, the bulk path records them as the reason of a rejected row.  They
+ * name the attribute and the limit, never a value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "attributes.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+/* Names longer than this are not quoted in a reason. */
+#define QUOTE_NAME_MAX 64
+
+static const char *
+reason(char *buf, size_t buflen, const char *fmt,...) pg_attribute_printf(3, 4);
+
+static const char *
+reason(char *buf, size_t buflen, const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, buflen, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+static int
+chars(const char *s, size_t len)
+{
+	return pg_mbstrlen_with_len(s, (int) len);
+}
+
+/* The key of a profile: non-empty, at most max_id_length characters. */
+const char *
+tp_id_check(const char *what, const char *id, size_t len, char *buf, size_t buflen)
+{
+	int			n;
+
+	if (len == 0)
+		return reason(buf, buflen, "%s is empty", what);
+	n = chars(id, len);
+	if (n > tgtp_max_id_length)
+		return reason(buf, buflen, "%s has %d characters, more than tgt_profile.max_id_length (%d)",
+					  what, n, tgtp_max_id_length);
+	return NULL;
+}
+
+/*
+ * Check a record's attributes against the limits.  NULL when they are
+ * good, else the reason (in buf).
+ */
+const char *
+tp_attrs_check(const tp_attr *attrs, int nattrs, char *buf, size_t buflen)
+{
+	for (int i = 0; i < nattrs; i++)
+	{
+		const tp_attr *a = &attrs[i];
+		int			n = a->name_len ? chars(a->name, a->name_len) : 0;
+
+		if (n == 0)
+			return reason(buf, buflen, "an attribute name is empty");
+		if (n > tgtp_max_name_length)
+			return reason(buf, buflen,
+						  "an attribute name has %d characters, more than tgt_profile.max_name_length (%d)",
+						  n, tgtp_max_name_length);
+		if (n > QUOTE_NAME_MAX)
+			continue;			/* cannot be a reserved name */
+		if ((a->name_len == 4 && memcmp(a->name, "pcId", 4) == 0) ||
+			(a->name_len == 12 && memcmp(a->name, "thirdPartyId", 12) == 0))
+			return reason(buf, buflen, "attribute name \"%.*s\" is reserved for the profile's key",
+						  (int) a->name_len, a->name);
+	}
+	for (int i = 0; i < nattrs; i++)
+	{
+		const tp_attr *a = &attrs[i];
+		int			qlen = Min((int) a->name_len, QUOTE_NAME_MAX);
+
+		if (a->kind == TP_VAL_NESTED)
+			return reason(buf, buflen,
+						  "attribute \"%.*s\" is an object or array; attribute values must be strings, numbers or booleans",
+						  qlen, a->name);
+		if (a->kind == TP_VAL_STRING || a->kind == TP_VAL_NUMBER)
+		{
+			int			n = chars(a->value, a->value_len);
+
+			if (n > tgtp_max_value_length)
+				return reason(buf, buflen,
+							  "attribute \"%.*s\" has a value of %d characters, more than tgt_profile.max_value_length (%d)",
+							  qlen, a->name, n, tgtp_max_value_length);
+		}
+	}
+	return NULL;
+}
+
+static void
+set_string(JsonbValue *v, const char *s, size_t len)
+{
+	v->type = jbvString;
+	v->val.string.val = (char *) s;
+	v->val.string.len = (int) len;
+}
+
+/* A tp_attr value as a JsonbValue (not for NULL or NESTED). */
+static void
+attr_value(const tp_attr *a, JsonbValue *v)
+{
+	switch (a->kind)
+	{
+		case TP_VAL_STRING:
+			set_string(v, a->value, a->value_len);
+			break;
+		case TP_VAL_NUMBER:
+			v->type = jbvNumeric;
+			v->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																 CStringGetDatum(pnstrdup(a->value, a->value_len)),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)));
+			break;
+		case TP_VAL_TRUE:
+		case TP_VAL_FALSE:
+			v->type = jbvBool;
+			v->val.boolean = a->kind == TP_VAL_TRUE;
+			break;
+		default:
+			elog(ERROR, "unexpected attribute kind %d", (int) a->kind);
+	}
+}
+
+static bool
+same_scalar(const JsonbValue *a, const JsonbValue *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type)
+	{
+		case jbvString:
+			return a->val.string.len == b->val.string.len &&
+				memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+		case jbvBool:
+			return a->val.boolean == b->val.boolean;
+		case jbvNumeric:
+			/* 1.0 and 1 differ as stored text, so compare the text */
+			return strcmp(DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(a->val.numeric))),
+						  DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(b->val.numeric)))) == 0;
+		default:
+			return false;		/* a nested value stored by hand: replace it */
+	}
+}
+
+/* Index of the last update naming key, or -1 (last one wins). */
+static int
+find_update(const tp_attr *attrs, int nattrs, const char *key, int keylen)
+{
+	for (int i = nattrs - 1; i >= 0; i--)
+		if (attrs[i].name_len == (size_t) keylen && memcmp(attrs[i].name, key, keylen) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * Merge validated attrs into old (NULL for a new profile).  Sets *changed.
+ * Returns the new attributes, or NULL with *why set when the result would
+ * exceed max_profile_bytes.  When nothing changed the old value is returned.
+ */
+Jsonb *
+tp_attrs_merge(Jsonb *old, const tp_attr *attrs, int nattrs, bool *changed,
+			   char *buf, size_t buflen, const char **why)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	k,
+				v;
+	Jsonb	   *result;
+	bool		any = (old == NULL);
+
+	*why = NULL;
+	/* did anything change? */
+	for (int i = 0; i < nattrs && !any; i++)
+	{
+		JsonbValue *cur;
+
+		if (find_update(attrs, nattrs, attrs[i].name, attrs[i].name_len) != i)
+			continue;			/* a later update of the same name decides */
+		cur = getKeyJsonValueFromContainer(&old->root, attrs[i].name, attrs[i].name_len, NULL);
+		if (attrs[i].kind == TP_VAL_NULL)
+			any = (cur != NULL);
+		else
+		{
+			attr_value(&attrs[i], &v);
+			any = (cur == NULL || !same_scalar(cur, &v));
+		}
+	}
+	*changed = any;
+	if (!any)
+		return old;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (old != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&old->root);
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (find_update(attrs, nattrs, k.val.string.val, k.val.string.len) >= 0)
+				continue;		/* replaced or removed below */
+			pushJsonbValue(&state, WJB_KEY, &k);
+			pushJsonbValue(&state, WJB_VALUE, &v);
+		}
+	}
+	for (int i = 0; i < nattrs; i++)
+	{
+		if (attrs[i].kind == TP_VAL_NULL ||
+			find_update(attrs, nattrs, attrs[i].name, attrs[i].name_len) != i)
+			continue;
+		set_string(&k, attrs[i].name, attrs[i].name_len);
+		attr_value(&attrs[i], &v);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	result = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+
+	if (VARSIZE(result) > (Size) tgtp_max_profile_bytes)
+	{
+		*why = reason(buf, buflen,
+					  "the profile would take %zu bytes, more than tgt_profile.max_profile_bytes (%d)",
+					  (size_t) VARSIZE(result), tgtp_max_profile_bytes);
+		return NULL;
+	}
+	return result;
+}
+
+/*
+ * The attributes argument of upsert_profile as a list of tp_attr.  Raises
+ * 22023 when it is not a JSON object.
+ */
+int
+tp_attrs_from_jsonb(Jsonb *obj, tp_attr **out)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	k,
+				v;
+	int			n = 0;
+	tp_attr    *attrs;
+
+	if (!JB_ROOT_IS_OBJECT(obj))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("attributes must be a JSON object"),
+				 errhint("Pass an object of name/value pairs, for example '{\"tier\": \"gold\"}'.")));
+
+	attrs = palloc0(sizeof(tp_attr) * Max(JsonContainerSize(&obj->root), 1));
+	it = JsonbIteratorInit(&obj->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		tp_attr    *a;
+
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &v, true);
+		a = &attrs[n++];
+		a->name = k.val.string.val;
+		a->name_len = k.val.string.len;
+		switch (v.type)
+		{
+			case jbvString:
+				a->kind = TP_VAL_STRING;
+				a->value = v.val.string.val;
+				a->value_len = v.val.string.len;
+				break;
+			case jbvNumeric:
+				a->kind = TP_VAL_NUMBER;
+				a->value = DatumGetCString(DirectFunctionCall1(numeric_out,
+															   NumericGetDatum(v.val.numeric)));
+				a->value_len = strlen(a->value);
+				break;
+			case jbvBool:
+				a->kind = v.val.boolean ? TP_VAL_TRUE : TP_VAL_FALSE;
+				break;
+			case jbvNull:
+				a->kind = TP_VAL_NULL;
+				break;
+			default:
+				a->kind = TP_VAL_NESTED;
+				break;
+		}
+	}
+	*out = attrs;
+	return n;
+}

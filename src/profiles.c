@@ -1,0 +1,508 @@
+/*-------------------------------------------------------------------------
+ *
+ * profiles.c
+ *	  The single-profile API: upsert, get, delete, and the expiry purge.
+ *
+ * upsert_profile reads the profile without a lock, merges in memory, and
+ * writes only when something changed (or last_seen_at is a day old): an
+ * unchanged upsert writes no tuple and no WAL.  The write is conditional on
+ * the row version it read (WHERE ctid = the one read); when a concurrent
+ * transaction changed or deleted the row first, the write matches nothing
+ * and the upsert starts over on the newer version.  So no committed
+ * attribute is ever lost, and nobody waits on a lock it does not need.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "attributes.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(tgtp_upsert_profile);
+PG_FUNCTION_INFO_V1(tgtp_get_profile);
+PG_FUNCTION_INFO_V1(tgtp_delete_profile);
+PG_FUNCTION_INFO_V1(tgtp_purge_expired);
+
+/* profiles columns */
+#define Anum_tnt_id			2
+#define Anum_third_party_id	3
+#define Anum_attributes		4
+#define Anum_created_at		5
+#define Anum_updated_at		6
+#define Anum_last_seen_at	7
+
+/* An unchanged upsert refreshes last_seen_at only when it is this old. */
+#define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
+
+/* How often a conflicting concurrent change may send an upsert round. */
+#define MAX_ROUNDS 100
+
+typedef struct ProfileRow
+{
+	bool		found;
+	ItemPointerData tid;
+	char	   *tnt_id;
+	char	   *third_party_id; /* NULL when none */
+	Jsonb	   *attributes;
+	TimestampTz created_at;
+	TimestampTz updated_at;
+	TimestampTz last_seen_at;
+} ProfileRow;
+
+/*
+ * Read one profile by (client, tnt_id) or (client, third_party_id), with
+ * the given snapshot, copying it into the current memory context.
+ */
+static void
+read_profile(const char *client, bool by_third_party, const char *id,
+			 Snapshot snap, ProfileRow *row)
+{
+	Relation	rel = tp_open_table("profiles", AccessShareLock);
+	Relation	idx = index_open(get_relname_relid(by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
+												   RelationGetNamespace(rel)),
+								 AccessShareLock);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(client));
+	ScanKeyInit(&keys[1], by_third_party ? Anum_third_party_id : Anum_tnt_id,
+				BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(id));
+	keys[0].sk_collation = idx->rd_indcollation[0];
+	keys[1].sk_collation = idx->rd_indcollation[1];
+
+	memset(row, 0, sizeof(*row));
+	scan = systable_beginscan(rel, RelationGetRelid(idx), true, snap, 2, keys);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
+
+		row->found = true;
+		row->tid = tup->t_self;
+		row->tnt_id = TextDatumGetCString(heap_getattr(tup, Anum_tnt_id, desc, &isnull));
+		d = heap_getattr(tup, Anum_third_party_id, desc, &isnull);
+		row->third_party_id = isnull ? NULL : TextDatumGetCString(d);
+		row->attributes = DatumGetJsonbPCopy(heap_getattr(tup, Anum_attributes, desc, &isnull));
+		row->created_at = DatumGetTimestampTz(heap_getattr(tup, Anum_created_at, desc, &isnull));
+		row->updated_at = DatumGetTimestampTz(heap_getattr(tup, Anum_updated_at, desc, &isnull));
+		row->last_seen_at = DatumGetTimestampTz(heap_getattr(tup, Anum_last_seen_at, desc, &isnull));
+	}
+	systable_endscan(scan);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+static Snapshot
+read_snapshot(int round)
+{
+	/* the statement's snapshot first; after a conflict, the newest one */
+	if (round == 0 && ActiveSnapshotSet())
+		return GetActiveSnapshot();
+	return GetLatestSnapshot();
+}
+
+/* A random opaque tnt_id for a profile created from a third-party id. */
+static char *
+new_tnt_id(void)
+{
+	uint8		b[16];
+
+	if (!pg_strong_random(b, sizeof(b)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for a tnt_id")));
+	b[6] = (b[6] & 0x0f) | 0x40;	/* UUID version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;
+	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+					b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+					b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static void
+check_id_arg(const char *what, const char *id)
+{
+	char		buf[TP_REASON_LEN];
+	const char *why;
+
+	if (id != NULL && (why = tp_id_check(what, id, strlen(id), buf, sizeof(buf))) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s", why)));
+}
+
+/* The header argument at argno, or NULL (then request.headers is read). */
+static void
+authorize_call(FunctionCallInfo fcinfo, const char *client, int argno)
+{
+	text	   *h = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
+
+	tp_authorize(client, h ? VARDATA_ANY(h) : NULL, h ? VARSIZE_ANY_EXHDR(h) : 0);
+}
+
+static char *
+opt_text(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+static void
+require_key(const char *pc_id, const char *third_party_id)
+{
+	if (pc_id == NULL && third_party_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a profile is identified by pc_id or third_party_id"),
+				 errhint("Pass at least one of them.")));
+	check_id_arg("pc_id", pc_id);
+	check_id_arg("third_party_id", third_party_id);
+}
+
+static void
+link_conflict(const char *third_party_id, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("third-party id \"%s\" cannot be linked to this profile", third_party_id),
+			 errdetail("%s", detail),
+			 errhint("Nothing was changed.")));
+}
+
+/*
+ * Which profile an upsert writes (target->found false: a new one), and
+ * whether it must link the third-party id to it.
+ */
+static void
+resolve_target(const char *client, const char *pc_id, const char *tpid,
+			   Snapshot snap, ProfileRow *target, bool *link)
+{
+	ProfileRow	by_tpid;
+
+	*link = false;
+	if (pc_id == NULL)
+	{
+		read_profile(client, true, tpid, snap, target);
+		return;
+	}
+	read_profile(client, false, pc_id, snap, target);
+	if (tpid == NULL)
+		return;
+	if (target->found && target->third_party_id != NULL)
+	{
+		if (strcmp(target->third_party_id, tpid) != 0)
+			link_conflict(tpid, "The profile of this pc_id already has a different third-party id.");
+		return;
+	}
+	read_profile(client, true, tpid, snap, &by_tpid);
+	if (by_tpid.found)
+		link_conflict(tpid, "The third-party id belongs to another profile.");
+	*link = true;
+}
+
+static bool
+insert_profile(const char *client, const char *tnt_id, const char *tpid, Jsonb *attrs)
+{
+	static TpPlan plan = {
+		"INSERT INTO tgt_profile.profiles "
+		"  (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at) "
+		"VALUES ($1, $2, $3, $4, $5, $5, $5) ON CONFLICT DO NOTHING",
+		5, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+	};
+	Datum		v[5];
+	char		nulls[5] = {' ', ' ', tpid ? ' ' : 'n', ' ', ' '};
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(tnt_id);
+	v[2] = tpid ? CStringGetTextDatum(tpid) : (Datum) 0;
+	v[3] = JsonbPGetDatum(attrs);
+	v[4] = TimestampTzGetDatum(tp_now());
+	return tp_exec(&plan, v, nulls, false, 0) == 1;
+}
+
+/* Write the version we read; false when a concurrent change got there first. */
+static bool
+update_profile(const ProfileRow *row, const char *client, const char *tpid,
+			   Jsonb *attrs, bool changed)
+{
+	static TpPlan plan = {
+		"UPDATE tgt_profile.profiles "
+		"   SET attributes = $4, third_party_id = $5, updated_at = $6, last_seen_at = $7 "
+		" WHERE ctid OPERATOR(pg_catalog.=) $3 AND client OPERATOR(pg_catalog.=) $1 "
+		"   AND tnt_id OPERATOR(pg_catalog.=) $2",
+		7, {TEXTOID, TEXTOID, TIDOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	};
+	Datum		v[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', tpid ? ' ' : 'n', ' ', ' '};
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(row->tnt_id);
+	v[2] = PointerGetDatum(&row->tid);
+	v[3] = JsonbPGetDatum(attrs);
+	v[4] = tpid ? CStringGetTextDatum(tpid) : (Datum) 0;
+	v[5] = TimestampTzGetDatum(changed ? tp_now() : row->updated_at);
+	v[6] = TimestampTzGetDatum(tp_now());
+	return tp_exec(&plan, v, nulls, false, 0) == 1;
+}
+
+static void
+raise_reason(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", why)));
+}
+
+/*
+ * One round of an upsert; false when a concurrent change means starting
+ * over.  *status and *tnt_id are set on success.
+ */
+static bool
+upsert_round(const char *client, const char *pc_id, const char *tpid,
+			 const tp_attr *attrs, int nattrs, int round,
+			 const char **status, char **tnt_id)
+{
+	ProfileRow	row;
+	bool		link;
+	bool		changed;
+	Jsonb	   *merged;
+	char		buf[TP_REASON_LEN];
+	const char *why;
+
+	resolve_target(client, pc_id, tpid, read_snapshot(round), &row, &link);
+	merged = tp_attrs_merge(row.found ? row.attributes : NULL, attrs, nattrs,
+							&changed, buf, sizeof(buf), &why);
+	if (why)
+		raise_reason(why);
+
+	if (!row.found)
+	{
+		*tnt_id = pc_id ? pstrdup(pc_id) : new_tnt_id();
+		*status = "created";
+		return insert_profile(client, *tnt_id, tpid, merged);
+	}
+
+	*tnt_id = row.tnt_id;
+	*status = (changed || link) ? "updated" : "unchanged";
+	if (!changed && !link && tp_now() - row.last_seen_at < LAST_SEEN_REFRESH_USECS)
+		return true;			/* nothing to write, not even last_seen_at */
+	return update_profile(&row, client, link ? tpid : row.third_party_id,
+						  merged, changed || link);
+}
+
+/*
+ * upsert_profile(client, attributes, pc_id, third_party_id, authorization)
+ *		RETURNS TABLE (tnt_id text, status text)
+ */
+Datum
+tgtp_upsert_profile(PG_FUNCTION_ARGS)
+{
+	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	char	   *pc_id = opt_text(fcinfo, 2);
+	char	   *tpid = opt_text(fcinfo, 3);
+	tp_attr    *attrs;
+	int			nattrs;
+	char		buf[TP_REASON_LEN];
+	const char *why;
+	const char *status = NULL;
+	char	   *tnt_id = NULL;
+	TpPrivState st;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int			round;
+
+	authorize_call(fcinfo, client, 4);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("attributes must not be null"),
+				 errhint("Pass '{}' to register a profile without attributes.")));
+	require_key(pc_id, tpid);
+	nattrs = tp_attrs_from_jsonb(PG_GETARG_JSONB_P(1), &attrs);
+	if ((why = tp_attrs_check(attrs, nattrs, buf, sizeof(buf))) != NULL)
+		raise_reason(why);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "upsert_profile must return a composite");
+
+	tp_begin(&st, true);
+	for (round = 0; round < MAX_ROUNDS; round++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (upsert_round(client, pc_id, tpid, attrs, nattrs, round, &status, &tnt_id))
+			break;
+	}
+	tnt_id = MemoryContextStrdup(st.outer, tnt_id);
+	tp_end(&st);
+	if (round == MAX_ROUNDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not upsert the profile: it kept changing concurrently"),
+				 errhint("Retry the call.")));
+
+	values[0] = CStringGetTextDatum(tnt_id);
+	values[1] = CStringGetTextDatum(status);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* Locate a profile for get/delete: by pc_id, else by third_party_id. */
+static void
+find_profile(const char *client, const char *pc_id, const char *tpid, ProfileRow *row)
+{
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+
+	require_key(pc_id, tpid);
+	read_profile(client, pc_id == NULL, pc_id ? pc_id : tpid, snap, row);
+	/* both given: they must name the same profile */
+	if (row->found && pc_id && tpid &&
+		(row->third_party_id == NULL || strcmp(row->third_party_id, tpid) != 0))
+		row->found = false;
+}
+
+static void
+append_timestamp(StringInfo buf, const char *key, TimestampTz t)
+{
+	char		ts[MAXDATELEN + 1];
+
+	appendStringInfo(buf, ", \"%s\": \"%s\"", key,
+					 JsonEncodeDateTime(ts, TimestampTzGetDatum(t), TIMESTAMPTZOID, NULL));
+}
+
+/*
+ * get_profile(client, pc_id, third_party_id, authorization) RETURNS jsonb
+ * Read-only: works on a hot standby.
+ */
+Datum
+tgtp_get_profile(PG_FUNCTION_ARGS)
+{
+	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	char	   *pc_id;
+	char	   *tpid;
+	ProfileRow	row;
+	StringInfoData buf;
+
+	authorize_call(fcinfo, client, 3);
+	pc_id = opt_text(fcinfo, 1);
+	tpid = opt_text(fcinfo, 2);
+	find_profile(client, pc_id, tpid, &row);
+	if (!row.found)
+		PG_RETURN_NULL();
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"tntId\": ");
+	escape_json(&buf, row.tnt_id);
+	appendStringInfoString(&buf, ", \"thirdPartyId\": ");
+	if (row.third_party_id)
+		escape_json(&buf, row.third_party_id);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoString(&buf, ", \"profile\": ");
+	(void) JsonbToCString(&buf, &row.attributes->root, VARSIZE(row.attributes));
+	append_timestamp(&buf, "createdAt", row.created_at);
+	append_timestamp(&buf, "updatedAt", row.updated_at);
+	append_timestamp(&buf, "lastSeenAt", row.last_seen_at);
+	appendStringInfoChar(&buf, '}');
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* delete_profile(client, pc_id, third_party_id, authorization) RETURNS boolean */
+Datum
+tgtp_delete_profile(PG_FUNCTION_ARGS)
+{
+	static TpPlan plan = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}
+	};
+	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	ProfileRow	row;
+	TpPrivState st;
+	Datum		v[2];
+	bool		deleted;
+
+	authorize_call(fcinfo, client, 3);
+	find_profile(client, opt_text(fcinfo, 1), opt_text(fcinfo, 2), &row);
+	if (!row.found)
+		PG_RETURN_BOOL(false);
+	tp_begin(&st, true);
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(row.tnt_id);
+	deleted = tp_exec(&plan, v, NULL, false, 0) > 0;
+	tp_end(&st);
+	PG_RETURN_BOOL(deleted);
+}
+
+/*
+ * purge_expired(client DEFAULT NULL) RETURNS bigint: delete profiles not
+ * seen for longer than their client's profile_lifetime.  Audited per client.
+ */
+Datum
+tgtp_purge_expired(PG_FUNCTION_ARGS)
+{
+	static TpPlan plan = {
+		"WITH gone AS ("
+		"  DELETE FROM tgt_profile.profiles p USING tgt_profile.settings s "
+		"   WHERE p.client OPERATOR(pg_catalog.=) s.client "
+		"     AND ($1::text IS NULL OR s.client OPERATOR(pg_catalog.=) $1) "
+		"     AND p.last_seen_at OPERATOR(pg_catalog.<) "
+		"         ($2::timestamptz OPERATOR(pg_catalog.-) s.profile_lifetime) "
+		"  RETURNING p.client) "
+		"SELECT client, pg_catalog.count(*) FROM gone GROUP BY client ORDER BY client",
+		2, {TEXTOID, TIMESTAMPTZOID}
+	};
+	char	   *client = opt_text(fcinfo, 0);
+	char	   *actor = tp_caller_name();
+	TpPrivState st;
+	Datum		v[2];
+	char		nulls[2] = {client ? ' ' : 'n', ' '};
+	int64		total = 0;
+	uint64		ngroups;
+
+	tp_require_admin("purge expired profiles");
+	if (client)
+	{
+		tp_check_client_code(client);
+		tp_require_client(client, NULL);
+	}
+	tp_begin(&st, true);
+	v[0] = client ? CStringGetTextDatum(client) : (Datum) 0;
+	v[1] = TimestampTzGetDatum(tp_now());
+	(void) tp_exec(&plan, v, nulls, false, 0);
+	ngroups = SPI_processed;
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		char	  **clients = palloc(sizeof(char *) * (ngroups + 1));
+		int64	   *counts = palloc(sizeof(int64) * (ngroups + 1));
+
+		for (uint64 i = 0; i < ngroups; i++)
+		{
+			bool		isnull;
+
+			clients[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			counts[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		}
+		for (uint64 i = 0; i < ngroups; i++)
+		{
+			tp_audit(clients[i], actor, "purge_expired",
+					 psprintf("{\"profiles\": " INT64_FORMAT "}", counts[i]));
+			total += counts[i];
+		}
+	}
+	tp_end(&st);
+	PG_RETURN_INT64(total);
+}
