@@ -17,6 +17,7 @@
 #include "tgt_profile.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/sha2.h"
 #include "fmgr.h"
@@ -24,6 +25,8 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/snapmgr.h"
+#include "storage/proc.h"
 
 PG_FUNCTION_INFO_V1(tgtp_generate_token);
 PG_FUNCTION_INFO_V1(tgtp_revoke_tokens);
@@ -232,12 +235,87 @@ tgtp_revoke_tokens(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A one-entry memo of the last verification.  Within one snapshot of one
+ * transaction the answer cannot change: the rows visible are the same and
+ * now() is the same.  So a statement that checks the same token many times
+ * (a loop, a join) pays for the lookup once.  The key is the snapshot's
+ * content, not its address: a new statement after any commit has a new
+ * completion count, so a regenerated token fails on the very next
+ * statement, as without the memo.  The token text is zeroed at the end of
+ * every transaction.
+ */
+typedef struct VerifyMemo
+{
+	bool		used;
+	LocalTransactionId lxid;
+	TransactionId xmin;
+	TransactionId xmax;
+	uint32		xcnt;
+	int32		subxcnt;
+	bool		suboverflowed;
+	bool		during_recovery;
+	CommandId	curcid;
+	uint64		completions;
+	char		client[65];
+	char		token[TP_TOKEN_TEXT_LEN];
+	bool		result;
+} VerifyMemo;
+
+static VerifyMemo memo;
+static bool memo_callback_registered = false;
+
+static void
+memo_forget(XactEvent event, void *arg)
+{
+	if (memo.used)
+		explicit_bzero(&memo, sizeof(memo));
+}
+
+static bool
+memo_matches(Snapshot snap, const char *client, const char *token)
+{
+	return memo.used &&
+		memo.lxid == MyProc->lxid &&
+		memo.completions == snap->snapXactCompletionCount &&
+		memo.xmin == snap->xmin && memo.xmax == snap->xmax &&
+		memo.xcnt == snap->xcnt && memo.subxcnt == snap->subxcnt &&
+		memo.suboverflowed == snap->suboverflowed &&
+		memo.during_recovery == snap->takenDuringRecovery &&
+		memo.curcid == snap->curcid &&
+		strcmp(memo.client, client) == 0 &&
+		timingsafe_bcmp(memo.token, token, TP_TOKEN_TEXT_LEN) == 0;
+}
+
+static void
+memo_store(Snapshot snap, const char *client, const char *token, bool result)
+{
+	if (!memo_callback_registered)
+	{
+		RegisterXactCallback(memo_forget, NULL);
+		memo_callback_registered = true;
+	}
+	memo.used = true;
+	memo.lxid = MyProc->lxid;
+	memo.completions = snap->snapXactCompletionCount;
+	memo.xmin = snap->xmin;
+	memo.xmax = snap->xmax;
+	memo.xcnt = snap->xcnt;
+	memo.subxcnt = snap->subxcnt;
+	memo.suboverflowed = snap->suboverflowed;
+	memo.during_recovery = snap->takenDuringRecovery;
+	memo.curcid = snap->curcid;
+	strlcpy(memo.client, client, sizeof(memo.client));
+	memcpy(memo.token, token, TP_TOKEN_TEXT_LEN);
+	memo.result = result;
+}
+
+/*
  * Is this token valid for this client now?  Never raises for any input: a
  * malformed token is refused without a lookup, a well-formed one by the
  * stored hash and its validity window.
  */
-bool
-tp_token_is_valid(const char *client, const char *token, size_t len)
+static bool
+lookup_token(const char *client, const char *token, size_t len)
 {
 	static const AttrNumber cols[3] = {3, 7, 8};	/* hash, expires_at, revoked_at */
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
@@ -248,8 +326,6 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
 	bool		found;
 	TimestampTz now;
 
-	if (!tp_token_well_formed(token, len))
-		return false;
 	tp_token_hash(token, len, digest);
 	key_hash = palloc(VARHDRSZ + sizeof(digest));
 	SET_VARSIZE(key_hash, VARHDRSZ + sizeof(digest));
@@ -266,6 +342,22 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
 		timingsafe_bcmp(VARDATA_ANY(DatumGetPointer(v[0])), digest, sizeof(digest)) == 0 &&
 		DatumGetTimestampTz(v[1]) > now &&
 		(n[2] || DatumGetTimestampTz(v[2]) > now);
+}
+
+bool
+tp_token_is_valid(const char *client, const char *token, size_t len)
+{
+	Snapshot	snap;
+	bool		result;
+
+	if (len != TP_TOKEN_TEXT_LEN || strlen(client) >= sizeof(memo.client))
+		return false;
+	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	if (memo_matches(snap, client, token))
+		return memo.result;
+	result = tp_token_well_formed(token, len) && lookup_token(client, token, len);
+	memo_store(snap, client, token, result);
+	return result;
 }
 
 /* verify_token(client, token) RETURNS boolean; false, never an error. */

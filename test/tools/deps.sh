@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages that building and testing tgt_profile need,
+# but only those that are missing: a second run is one dpkg-query call.
+#
+#   bash test/tools/deps.sh        (or: make deps)
+#
+# As root, missing packages are installed with apt-get (apt-get update only
+# when something is missing).  As another user, prints what to install and
+# exits 1.  Also makes sure the `postgres` system user exists: initdb refuses
+# root, so the throwaway clusters run as that user.
+set -u -o pipefail
+
+required=(
+	postgresql-15
+	postgresql-server-dev-15
+	postgresql-contrib
+	libjansson-dev
+	libipc-run-perl
+	pgbouncer
+	postgresql-15-cron
+	clang
+	libclang-rt-14-dev
+	make
+	gcc
+)
+# Installed along with the required ones when possible; never an error.
+optional=(
+	valgrind
+)
+
+# Print the names among "$@" that are not fully installed.
+missing_of() {
+	local installed
+	# Unknown names make dpkg-query complain and exit 1: they count as missing.
+	installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null |
+		awk '$2 == "ii" { print $1 }')
+	local p
+	for p in "$@"; do
+		grep -qxF -- "$p" <<<"$installed" || printf '%s\n' "$p"
+	done
+}
+
+ensure_postgres_user() {
+	id postgres >/dev/null 2>&1 && return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "deps: the 'postgres' user does not exist; as root run:" >&2
+		echo "  useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres" >&2
+		return 1
+	fi
+	echo "deps: creating the 'postgres' system user"
+	useradd --system --user-group --home-dir /var/lib/postgresql \
+		--shell /bin/bash postgres || return 1
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps: dpkg-query not found: this script expects Debian 12 (bookworm)" >&2
+	exit 1
+fi
+
+mapfile -t miss_req < <(missing_of "${required[@]}")
+if ((${#miss_req[@]} == 0)); then
+	ensure_postgres_user
+	exit $?
+fi
+mapfile -t miss_opt < <(missing_of "${optional[@]}")
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps: missing Debian packages: ${miss_req[*]}" >&2
+	echo "deps: install them as root with:" >&2
+	echo "  apt-get update && apt-get install -y --no-install-recommends ${miss_req[*]} ${miss_opt[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-y -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false)
+log=$(mktemp "${TMPDIR:-/tmp}/tgt_profile-deps.XXXXXX") || exit 1
+trap 'rm -f "$log"' EXIT
+
+echo "deps: installing ${miss_req[*]} ${miss_opt[*]}"
+if ! apt-get -q update >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get update failed" >&2
+	exit 1
+fi
+if ! apt-get "${apt_opts[@]}" install "${miss_req[@]}" </dev/null >>"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get install ${miss_req[*]} failed" >&2
+	exit 1
+fi
+if ((${#miss_opt[@]} > 0)) &&
+	! apt-get "${apt_opts[@]}" install "${miss_opt[@]}" </dev/null >>"$log" 2>&1; then
+	echo "deps: optional packages not installed (continuing): ${miss_opt[*]}"
+fi
+
+mapfile -t still < <(missing_of "${required[@]}")
+if ((${#still[@]} > 0)); then
+	cat "$log" >&2
+	echo "deps: still missing after apt-get: ${still[*]}" >&2
+	exit 1
+fi
+ensure_postgres_user || exit 1
+echo "deps: done"

@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# `make test`: install missing Debian packages, build and install the
+# extension, then run every test suite, each on its own throwaway cluster,
+# continuing after a failing suite:
+#
+#   1. pg_regress       REGRESS of the Makefile (sql/, expected/)
+#   2. isolation        ISOLATION of the Makefile (test/isolation/)
+#   3. TAP              test/t/*.pl, as the postgres user, from a copy of test/
+#   4. unit             make -C test/unit check   (when test/unit/Makefile exists)
+#   5. fuzz             bash test/fuzz/run.sh     (when it exists; FUZZ_SECONDS)
+#
+# The last line is always `N passed, N failed`, counting every individual
+# test of every suite (a suite that could not run counts as one failure);
+# the exit status is non-zero when anything failed.
+#
+# Environment: FUZZ_SECONDS (passed to the fuzz suite), KEEP_TMP=1 (keep the
+# temporary directories), SUITES="regress isolation tap unit fuzz" (a subset).
+set -u -o pipefail
+
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO" || exit 1
+
+SUITES=${SUITES:-regress isolation tap unit fuzz}
+TOTAL_PASS=0
+TOTAL_FAIL=0
+SUMMARY=()
+
+# Print the last lines of a file (all of it when short).
+show_file() {
+	local f=$1 max=${2:-400} n
+	[[ -s $f ]] || return 0
+	n=$(wc -l <"$f")
+	echo "----- $f$( ((n > max)) && echo " (last $max of $n lines)") -----"
+	tail -n "$max" "$f"
+	echo "----- end of $(basename "$f") -----"
+}
+
+finish() {
+	_cleanup
+	echo
+	echo "== summary"
+	local line
+	for line in "${SUMMARY[@]}"; do
+		echo "   $line"
+	done
+	echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
+	((TOTAL_FAIL == 0))
+	exit $?
+}
+
+# suite_done NAME PASS FAIL [NOTE]
+suite_done() {
+	local name=$1 pass=$2 fail=$3 note=${4:-}
+	TOTAL_PASS=$((TOTAL_PASS + pass))
+	TOTAL_FAIL=$((TOTAL_FAIL + fail))
+	local line
+	line=$(printf '%-10s %s passed, %s failed%s' "$name" "$pass" "$fail" "${note:+ ($note)}")
+	SUMMARY+=("$line")
+	echo "-- $name: $pass passed, $fail failed${note:+ ($note)}"
+}
+
+# Top-level TAP result lines: `ok 3 - name`, `not ok 3`, `ok - name` (not
+# indented subtest lines, nor the bare `ok` verdict that prove prints).
+TAP_LINE='^(not )?ok( [0-9]+([[:space:]]|$)| - )'
+
+# Count the TAP results of a log: sets TAP_OK and TAP_NOTOK.
+# `not ok ... # TODO` is an expected failure and counts as passed.
+count_tap() {
+	local lines
+	lines=$(grep -E "$TAP_LINE" "$1")
+	TAP_OK=$(grep -cE '^ok|#[[:space:]]*TODO' <<<"$lines")
+	TAP_NOTOK=$(grep -E '^not ok' <<<"$lines" | grep -cvE '#[[:space:]]*TODO')
+}
+
+# Sets PGR_OK / PGR_FAILED from pg_regress output (PG 15 format
+# `test NAME ... ok  25 ms`, parallel `     NAME ... FAILED`; also the PG 16+
+# TAP format `ok 1 - NAME`).
+count_pg_regress() {
+	local f=$1
+	PGR_OK=$(grep -cE '^(test )?[[:space:]]*[^[:space:]]+[[:space:]]+\.\.\. (ok|failed \(ignored\))|^ok [0-9]+[[:space:]]+[-+]' "$f")
+	PGR_FAILED=$(grep -cE '^(test )?[[:space:]]*[^[:space:]]+[[:space:]]+\.\.\. FAILED|^not ok [0-9]+' "$f")
+}
+
+# The REGRESS and ISOLATION lists (make print-tests) and their options.
+read_makefile_lists() {
+	local out
+	if ! out=$(make -s --no-print-directory -C "$REPO" PG_CONFIG="$PG_CONFIG" \
+		print-tests </dev/null 2>&1); then
+		echo "$out" >&2
+		log_error "make print-tests failed"
+		return 1
+	fi
+	read -ra REGRESS_TESTS <<<"$(sed -n 's/^REGRESS=//p' <<<"$out")"
+	read -ra ISOLATION_TESTS <<<"$(sed -n 's/^ISOLATION=//p' <<<"$out")"
+
+	# The options as the Makefile defines them (PGXS appends --dbname, which
+	# is given explicitly below).
+	# shellcheck disable=SC2016  # $(...) is make syntax here
+	local rule='tgt-print-opts: ; @echo "REGRESS_OPTS=$(REGRESS_OPTS)"; echo "ISOLATION_OPTS=$(ISOLATION_OPTS)"'
+	local opts_regress="" opts_iso=""
+	if out=$(make -s --no-print-directory -C "$REPO" PG_CONFIG="$PG_CONFIG" \
+		--eval="$rule" tgt-print-opts </dev/null 2>/dev/null); then
+		opts_regress=$(sed -n 's/^REGRESS_OPTS=//p' <<<"$out")
+		opts_iso=$(sed -n 's/^ISOLATION_OPTS=//p' <<<"$out")
+	else
+		log_info "   (could not read REGRESS_OPTS from the Makefile; using the defaults)"
+		opts_regress="--load-extension=pgcrypto --load-extension=tgt_profile"
+		opts_iso=$opts_regress
+	fi
+	local o
+	REGRESS_OPTS=()
+	ISOLATION_OPTS=()
+	for o in $opts_regress; do [[ $o == --dbname=* ]] || REGRESS_OPTS+=("$o"); done
+	for o in $opts_iso; do [[ $o == --dbname=* ]] || ISOLATION_OPTS+=("$o"); done
+}
+
+# run_regress_suite NAME PROGRAM INPUTDIR OPTS_ARRAY_NAME TESTS_ARRAY_NAME
+run_regress_suite() {
+	local name=$1 prog=$2 inputdir=$3
+	local -n opts_ref=$4 tests_ref=$5
+	local ntests=${#tests_ref[@]}
+	echo
+	echo "== $name: $ntests test(s) with $(basename "$prog") on a temporary cluster"
+	if ((ntests == 0)); then
+		suite_done "$name" 0 0 "no tests listed"
+		return
+	fi
+	if [[ ! -x $prog ]]; then
+		log_error "$prog not found (postgresql-server-dev-15)"
+		suite_done "$name" 0 1 "could not run"
+		return
+	fi
+	# shellcheck disable=SC2119  # no arguments: default directory, unix socket only
+	if ! cluster_start; then
+		suite_done "$name" 0 1 "could not start a cluster"
+		return
+	fi
+	local out
+	make_tmpdir out "$name"
+	local -a cmd=("$prog"
+		--host="$PGHOST" --port="$PGPORT" --user=postgres
+		--inputdir="$inputdir" --outputdir="$out"
+		--bindir="$PG_BINDIR" --dbname=contrib_regression
+		"${opts_ref[@]}" "${tests_ref[@]}")
+	local rc=0
+	SHOW=1 run_logged "$out/pg_regress.log" "${cmd[@]}" || rc=$?
+	count_pg_regress "$out/pg_regress.log"
+	local pass=$PGR_OK fail=$PGR_FAILED note=""
+	if ((pass + fail < ntests)); then
+		note="$((ntests - pass - fail)) did not run"
+		fail=$((ntests - pass))
+	fi
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="$(basename "$prog") exited with status $rc"
+	fi
+	if ((fail > 0)); then
+		show_file "$out/regression.diffs" 1000
+		if [[ ! -s $out/regression.diffs ]]; then
+			show_file "$CLUSTER_LOG" 100
+		fi
+	fi
+	cluster_stop
+	suite_done "$name" "$pass" "$fail" "$note"
+}
+
+suite_regress() {
+	run_regress_suite regress \
+		"$PGXS_DIR/src/test/regress/pg_regress" "$REPO" \
+		REGRESS_OPTS REGRESS_TESTS
+}
+
+suite_isolation() {
+	run_regress_suite isolation \
+		"$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$REPO/test/isolation" \
+		ISOLATION_OPTS ISOLATION_TESTS
+}
+
+# TAP: PostgreSQL::Test::Cluster runs initdb itself, which refuses root, so
+# the scripts run as postgres from a copy of test/ that postgres owns (the
+# clone may be under /root).  The environment is the one of PGXS's
+# prove_installcheck; the working directory is the copy of test/.
+suite_tap() {
+	echo
+	local -a scripts
+	shopt -s nullglob
+	scripts=("$REPO"/test/t/*.pl)
+	shopt -u nullglob
+	echo "== tap: ${#scripts[@]} script(s) in test/t, run as postgres"
+	if ((${#scripts[@]} == 0)); then
+		suite_done tap 0 0 "no test/t/*.pl"
+		return
+	fi
+	if is_root && ! id postgres >/dev/null 2>&1; then
+		log_error "no 'postgres' user (run test/tools/deps.sh)"
+		suite_done tap 0 1 "could not run"
+		return
+	fi
+	local tap
+	make_tmpdir tap tap
+	if ! cp -a "$REPO/test" "$tap/test" || ! mkdir -p "$tap/tmp" ||
+		{ is_root && ! chown -R postgres: "$tap"; }; then
+		suite_done tap 0 1 "could not copy test/ to $tap"
+		return
+	fi
+	local perldir=$PGXS_DIR/src/test/perl
+	local pass=0 fail=0 s name log rc
+	for s in "${scripts[@]}"; do
+		name=$(basename "$s" .pl)
+		log=$tap/prove-$name.log
+		rc=0
+		run_logged "$log" env --chdir="$tap/test" "${AS_POSTGRES[@]}" env \
+			PATH="$PG_BINDIR:$PATH" HOME="$tap" TMPDIR="$tap/tmp" \
+			TESTDIR="$tap/test" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+			PG_CONFIG="$PG_CONFIG" \
+			prove -v -I "$perldir" -I . "t/$name.pl" || rc=$?
+		count_tap "$log"
+		local died=0
+		if ((rc != 0)) && { ((TAP_NOTOK == 0)) ||
+			grep -qE 'test returned 255|Parse errors:' "$log"; }; then
+			died=1
+		fi
+		pass=$((pass + TAP_OK))
+		fail=$((fail + TAP_NOTOK + died))
+		printf '   t/%s.pl: %d ok, %d not ok%s\n' "$name" "$TAP_OK" "$TAP_NOTOK" \
+			"$( ((died)) && echo "; the script died or broke its plan: 1 more failure")"
+		if ((rc != 0 || TAP_NOTOK > 0)); then
+			show_file "$log" 400
+			local l
+			for l in "$tap/test/tmp_check/log/regress_log_$name" \
+				"$tap/test/tmp_check/log/${name}"_*.log; do
+				show_file "$l" 300
+			done
+		fi
+	done
+	stop_servers_under "$tap" # nodes a failing script left running
+	suite_done tap "$pass" "$fail"
+}
+
+suite_unit() {
+	echo
+	if [[ ! -f $REPO/test/unit/Makefile ]]; then
+		echo "== unit: no test/unit/Makefile"
+		suite_done unit 0 0 "no test/unit/Makefile"
+		return
+	fi
+	echo "== unit: make -C test/unit check"
+	local dir log rc
+	make_tmpdir dir unit
+	log=$dir/unit.log
+	rc=0
+	run_logged "$log" make -C "$REPO/test/unit" --no-print-directory \
+		PG_CONFIG="$PG_CONFIG" check || rc=$?
+	count_tap "$log"
+	local fail=$TAP_NOTOK note=""
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="make check exited with status $rc"
+	fi
+	# Unit tests are many: on failure, show the log without its passing lines.
+	if ((rc != 0 || TAP_NOTOK > 0)); then
+		grep -vE '^ok( |$)' "$log" >"$log.failures"
+		show_file "$log.failures" 400
+	fi
+	suite_done unit "$TAP_OK" "$fail" "$note"
+}
+
+suite_fuzz() {
+	echo
+	if [[ ! -f $REPO/test/fuzz/run.sh ]]; then
+		echo "== fuzz: no test/fuzz/run.sh"
+		suite_done fuzz 0 0 "no test/fuzz/run.sh"
+		return
+	fi
+	echo "== fuzz: bash test/fuzz/run.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-default})"
+	local dir log rc
+	make_tmpdir dir fuzz
+	log=$dir/fuzz.log
+	rc=0
+	run_logged "$log" bash "$REPO/test/fuzz/run.sh" || rc=$?
+	count_tap "$log"
+	local fail=$TAP_NOTOK note=""
+	grep -E "$TAP_LINE" "$log" | sed 's/^/   /'
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="run.sh exited with status $rc"
+	fi
+	if ((rc != 0 || TAP_NOTOK > 0)); then
+		grep -vE '^ok( |$)' "$log" >"$log.failures"
+		show_file "$log.failures" 300
+	fi
+	suite_done fuzz "$TAP_OK" "$fail" "$note"
+}
+
+# ---------------------------------------------------------------------------
+
+echo "== deps: bash test/tools/deps.sh"
+if ! bash "$REPO/test/tools/deps.sh" </dev/null; then
+	suite_done deps 0 1 "missing Debian packages"
+	finish
+fi
+
+if ! build_and_install; then
+	suite_done build 0 1 "the extension does not build; no suite was run"
+	finish
+fi
+
+PGXS_DIR=$("$PG_CONFIG" --pkglibdir)/pgxs
+# Filled by read_makefile_lists, used through namerefs.
+# shellcheck disable=SC2034
+REGRESS_TESTS=() ISOLATION_TESTS=() REGRESS_OPTS=() ISOLATION_OPTS=()
+if ! read_makefile_lists; then
+	suite_done makefile 0 1 "make print-tests failed"
+fi
+
+for suite in $SUITES; do
+	case $suite in
+	regress) suite_regress ;;
+	isolation) suite_isolation ;;
+	tap) suite_tap ;;
+	unit) suite_unit ;;
+	fuzz) suite_fuzz ;;
+	*)
+		log_error "unknown suite '$suite' in SUITES"
+		suite_done "$suite" 0 1 "unknown suite"
+		;;
+	esac
+done
+
+finish
