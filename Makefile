@@ -16,7 +16,11 @@ OBJS = \
 	src/request_headers.o \
 	src/clients.o \
 	src/attributes.o \
-	src/profiles.o
+	src/profiles.o \
+	src/bulk.o \
+	src/read_common.o \
+	src/read_adobe.o \
+	src/read_json.o
 
 # The hand-edited install script is copied to its versioned name at build time.
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql

@@ -11,9 +11,8 @@
  */
 #include "tgt_profile.h"
 
-#include <jansson.h>
-
 #include "fmgr.h"
+#include "record.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -28,18 +27,18 @@ int			tgtp_max_id_length = 256;
 void		_PG_init(void);
 
 /*
- * jansson allocates through these: palloc in the current memory context, so
- * an ERROR never leaks what it held.  NULL rather than an ERROR on OOM,
- * since jansson expects to unwind itself.
+ * The batch readers and jansson allocate through these: palloc in the
+ * current memory context, so an ERROR never leaks what they held.  NULL
+ * rather than an ERROR on OOM, since they expect to unwind themselves.
  */
 static void *
-json_palloc(size_t size)
+reader_palloc(size_t size)
 {
-	return palloc_extended(size, MCXT_ALLOC_NO_OOM);
+	return palloc_extended(size, MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE);
 }
 
 static void
-json_pfree(void *ptr)
+reader_pfree(void *ptr)
 {
 	if (ptr)
 		pfree(ptr);
@@ -83,6 +82,6 @@ _PG_init(void)
 				 "A longer id is refused (SQLSTATE 22023), or its batch record rejected alone.",
 				 &tgtp_max_id_length, 256, 1, 65535, 0);
 
-	json_set_alloc_funcs(json_palloc, json_pfree);
+	tp_set_allocator(reader_palloc, reader_pfree);
 	MarkGUCPrefixReserved("tgt_profile");
 }

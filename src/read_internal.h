@@ -60,6 +60,7 @@ extern int	tp_utf8_check(const char *s, size_t len);
 /* Number of characters (UTF-8 lead bytes) in s[0..len). */
 extern int64_t tp_utf8_chars(const char *s, size_t len);
 
+/* Whitespace within a line; a line of nothing else is blank. */
 static inline bool
 tp_is_blank(char c)
 {
@@ -77,13 +78,18 @@ extern void tp_json_close(tp_reader *r);
 
 /*
  * Strict RFC 8259 syntax check of the one JSON value at s[0..e - s), that
- * builds nothing: on success *endp points just past the value.  Strings are
- * not checked for UTF-8, \u escapes not for surrogates, numbers not for
- * range, objects not for duplicate keys, nesting not for depth: that is what
- * tells a well-formed value that jansson refuses from a broken one.  *stack
- * and *stack_cap are a reusable buffer for the nesting.
+ * builds nothing.  Strings are not checked for UTF-8, \u escapes not for
+ * surrogates, numbers not for range, objects not for duplicate keys, nesting
+ * not for depth: that is what tells a well-formed value that jansson refuses
+ * (a record error) from a broken array (a fatal error).  *stack and
+ * *stack_cap are a reusable buffer for the nesting.  *endp is set to just
+ * past the value, or for TP_SKIP_BAD to where the syntax broke.
  */
-extern bool tp_json_skip(const char *s, const char *e, const char **endp,
+#define TP_SKIP_OK		0
+#define TP_SKIP_BAD		1
+#define TP_SKIP_NOMEM	2
+
+extern int	tp_json_skip(const char *s, const char *e, const char **endp,
 						 unsigned char **stack, size_t *stack_cap);
 
 #endif							/* TGTP_READ_INTERNAL_H */

@@ -47,6 +47,12 @@ tp_open_table(const char *relname, LOCKMODE mode)
 	return table_open(relation_oid(relname), mode);
 }
 
+Relation
+tp_open_index(const char *indexname, LOCKMODE mode)
+{
+	return index_open(relation_oid(indexname), mode);
+}
+
 /*
  * Fetch one row by the full key of a unique index and copy the wanted
  * columns into the current memory context.  Returns false when there is no
@@ -58,7 +64,7 @@ tp_lookup(const char *relname, const char *indexname,
 		  int ncols, const AttrNumber *cols, Datum *values, bool *nulls)
 {
 	Relation	rel = tp_open_table(relname, AccessShareLock);
-	Relation	idx = index_open(relation_oid(indexname), AccessShareLock);
+	Relation	idx = tp_open_index(indexname, AccessShareLock);
 	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	ScanKeyData skeys[INDEX_MAX_KEYS];
 	SysScanDesc scan;

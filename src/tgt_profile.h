@@ -62,6 +62,7 @@ typedef struct TpPlan
 } TpPlan;
 
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
+extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
 extern bool tp_lookup(const char *relname, const char *indexname,
 					  int nkeys, const Datum *keys,
 					  int ncols, const AttrNumber *cols, Datum *values, bool *nulls);

@@ -180,6 +180,8 @@ CREATE TABLE tgt_profile.batches (
 	CONSTRAINT batches_pkey PRIMARY KEY (client, batch_id)
 );
 ALTER SEQUENCE tgt_profile.batch_id_seq OWNED BY tgt_profile.batches.batch_id;
+-- the daily quota sums today's batches of a client
+CREATE INDEX batches_client_submitted_at ON tgt_profile.batches (client, submitted_at);
 
 CREATE TABLE tgt_profile.batch_rejects (
 	client		text NOT NULL,
@@ -312,6 +314,16 @@ CREATE FUNCTION tgt_profile.delete_profile(client text, pc_id text DEFAULT NULL,
 										   "authorization" text DEFAULT NULL)
 	RETURNS boolean LANGUAGE c VOLATILE
 	AS 'MODULE_PATHNAME', 'tgtp_delete_profile';
+CREATE FUNCTION tgt_profile.bulk_update(client text, batch text, "authorization" text DEFAULT NULL,
+										create_missing boolean DEFAULT true)
+	RETURNS TABLE (batch_id bigint, status text, rows_total bigint, rows_created bigint,
+				   rows_updated bigint, rows_unchanged bigint, rows_not_found bigint,
+				   rows_rejected bigint)
+	LANGUAGE c VOLATILE ROWS 1
+	AS 'MODULE_PATHNAME', 'tgtp_bulk_update';
+CREATE FUNCTION tgt_profile.batch_status(client text, batch_id bigint, "authorization" text DEFAULT NULL)
+	RETURNS jsonb LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'tgtp_batch_status';
 -- maintenance (cron / pg_cron): profiles not seen for longer than profile_lifetime
 CREATE FUNCTION tgt_profile.purge_expired(client text DEFAULT NULL)
 	RETURNS bigint LANGUAGE c VOLATILE
@@ -340,7 +352,9 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	tgt_profile.upsert_profile(text, jsonb, text, text, text),
 	tgt_profile.get_profile(text, text, text, text),
-	tgt_profile.delete_profile(text, text, text, text)
+	tgt_profile.delete_profile(text, text, text, text),
+	tgt_profile.bulk_update(text, text, text, boolean),
+	tgt_profile.batch_status(text, bigint, text)
 	TO tgt_profile_api;
 
 -- User data survives pg_dump.

@@ -1,0 +1,1083 @@
+/*-------------------------------------------------------------------------
+ *
+ * bulk.c
+ *	  bulk_update and batch_status: a whole batch file in one transaction.
+ *
+ * The batch is checked against max_batch_bytes before it is parsed, then
+ * read record by record (read_adobe.c, read_json.c) into chunks.  Each
+ * chunk is applied set-based: one query fetches the profiles it names, the
+ * records are validated and merged in memory with the same code as
+ * upsert_profile (attributes.c), in batch order, and one INSERT and one
+ * UPDATE write the profiles that changed.  A record that is rejected is
+ * recorded in batch_rejects with its number and reason; the others apply.
+ *
+ * Batches of one client are serialised by an advisory lock (DESIGN.md
+ * allows it): the daily quota stays exact and two batches can never
+ * deadlock on each other's rows.  Single upserts are not blocked by it;
+ * should one change a profile between our read and our write, the write
+ * (conditional on the row version read, like upsert_profile's) misses and
+ * the chunk's records for that profile are merged again on the newer row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "attributes.h"
+#include "access/detoast.h"
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "record.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(tgtp_bulk_update);
+PG_FUNCTION_INFO_V1(tgtp_batch_status);
+
+/* Records applied together; bounds memory and the size of each statement. */
+#define CHUNK_RECORDS	10000
+
+/* An unchanged record refreshes last_seen_at only when it is this old. */
+#define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
+
+/* advisory lock space for "one batch of this client at a time" */
+#define BATCH_LOCK_CLASS	0x74677470	/* 'tgtp' */
+
+typedef enum RecStatus
+{
+	REC_PENDING,
+	REC_CREATED,
+	REC_UPDATED,
+	REC_UNCHANGED,
+	REC_NOT_FOUND,
+	REC_REJECTED
+} RecStatus;
+
+typedef struct Profile Profile;
+
+typedef struct Rec
+{
+	int64		row;
+	tp_key_kind kind;
+	char	   *key;			/* NUL-terminated copy */
+	int			nattrs;
+	tp_attr    *attrs;			/* copies */
+	const char *error;			/* reader's or validation's reason */
+	RecStatus	status;
+	Profile    *target;
+} Rec;
+
+/* One profile a chunk touches, as it will be after the chunk's records. */
+struct Profile
+{
+	bool		exists;			/* in the table (found by the fetch) */
+	bool		is_new;			/* created by this chunk */
+	bool		touched;		/* some record applied to it */
+	bool		changed;		/* attributes changed */
+	bool		conflict;		/* our write missed: merge again */
+	ItemPointerData tid;
+	char	   *tnt_id;
+	char	   *third_party_id;
+	Jsonb	   *attrs;
+	TimestampTz last_seen_at;
+};
+
+#define HKEY_LEN (NAMEDATALEN * 2)
+
+/* The chunk's map from a key (kind letter + key) to its profile. */
+typedef struct KeyEntry
+{
+	char		hkey[HKEY_LEN];	/* a long key is replaced by its hash */
+	Profile    *profile;
+} KeyEntry;
+
+typedef struct ChunkMap
+{
+	HTAB	   *keys;
+	Profile   **profiles;		/* every profile of the chunk, once */
+	int			nprofiles;
+} ChunkMap;
+
+typedef struct BatchCounts
+{
+	int64		total;
+	int64		created;
+	int64		updated;
+	int64		unchanged;
+	int64		not_found;
+	int64		rejected;
+} BatchCounts;
+
+typedef struct Batch
+{
+	const char *client;
+	int64		batch_id;
+	bool		create_missing;
+	int64		row_limit;		/* max_batch_rows or what the quota leaves */
+	bool		quota_bound;	/* row_limit comes from the daily quota */
+	BatchCounts counts;
+	MemoryContext chunk_cxt;
+	Rec		   *recs;
+	int			nrecs;
+} Batch;
+
+/* ---------- reading ---------- */
+
+static char *
+copy_str(const char *s, size_t len)
+{
+	char	   *c = palloc(len + 1);
+
+	memcpy(c, s, len);
+	c[len] = '\0';
+	return c;
+}
+
+/* Copy a reader record into the chunk (the reader reuses its buffers). */
+static void
+keep_record(Batch *b, const tp_record *in)
+{
+	Rec		   *r = &b->recs[b->nrecs++];
+
+	memset(r, 0, sizeof(*r));
+	r->row = in->row;
+	r->kind = in->key_kind;
+	r->key = in->key ? copy_str(in->key, in->key_len) : NULL;
+	if (in->error)
+	{
+		r->error = in->line > 0
+			? psprintf("%s (line " INT64_FORMAT ", column " INT64_FORMAT ")",
+					   in->error, (int64) in->line, (int64) in->column)
+			: pstrdup(in->error);
+		return;
+	}
+	r->nattrs = in->nattrs;
+	r->attrs = palloc(sizeof(tp_attr) * Max(in->nattrs, 1));
+	for (int i = 0; i < in->nattrs; i++)
+	{
+		const tp_attr *a = &in->attrs[i];
+
+		r->attrs[i] = *a;
+		r->attrs[i].name = copy_str(a->name, a->name_len);
+		if (a->value)
+			r->attrs[i].value = copy_str(a->value, a->value_len);
+	}
+}
+
+/* ---------- fetching ---------- */
+
+static const char *
+key_kind_name(tp_key_kind k)
+{
+	return k == TP_KEY_PCID ? "pcId" : "thirdPartyId";
+}
+
+static void
+hash_key(char *out, tp_key_kind kind, const char *key)
+{
+	size_t		len = strlen(key);
+	char		k = kind == TP_KEY_PCID ? 'p' : 't';
+
+	/* a long key is hashed: resolve() checks the real key, so a collision
+	 * can only make a lookup miss, never pick the wrong profile */
+	if (len + 2 > HKEY_LEN)
+		snprintf(out, HKEY_LEN, "%c#%08x%08zx", k,
+				 (unsigned) hash_bytes((const unsigned char *) key, (int) len), len);
+	else
+		snprintf(out, HKEY_LEN, "%c%s", k, key);
+}
+
+static ChunkMap *
+new_map(int nrecs)
+{
+	ChunkMap   *m = palloc(sizeof(ChunkMap));
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = HKEY_LEN;
+	ctl.entrysize = sizeof(KeyEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	m->keys = hash_create("tgt_profile chunk keys", Max(nrecs, 16), &ctl,
+						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	/* a record adds at most one profile; a fetched row at most two keys */
+	m->profiles = palloc(sizeof(Profile *) * (2 * nrecs + 1));
+	m->nprofiles = 0;
+	return m;
+}
+
+/* Register key -> p unless the key already names a profile. */
+static void
+map_key(ChunkMap *m, tp_key_kind kind, const char *key, Profile *p)
+{
+	char		hk[HKEY_LEN];
+	bool		found;
+	KeyEntry   *e;
+
+	hash_key(hk, kind, key);
+	e = (KeyEntry *) hash_search(m->keys, hk, HASH_ENTER, &found);
+	if (!found)
+		e->profile = p;
+}
+
+static Profile *
+map_add(ChunkMap *m)
+{
+	Profile    *p = palloc0(sizeof(Profile));
+
+	m->profiles[m->nprofiles++] = p;
+	return p;
+}
+
+/* The profile a key names in this chunk; NULL when there is none. */
+static Profile *
+resolve(ChunkMap *m, tp_key_kind kind, const char *key)
+{
+	char		hk[HKEY_LEN];
+	KeyEntry   *e;
+	Profile    *p;
+
+	hash_key(hk, kind, key);
+	e = (KeyEntry *) hash_search(m->keys, hk, HASH_FIND, NULL);
+	if (e == NULL)
+		return NULL;
+	p = e->profile;
+	if (kind == TP_KEY_PCID)
+		return strcmp(p->tnt_id, key) == 0 ? p : NULL;
+	return p->third_party_id && strcmp(p->third_party_id, key) == 0 ? p : NULL;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* A fetched row as a Profile of the chunk, under both of its keys. */
+static void
+keep_fetched(ChunkMap *m, TupleTableSlot *slot)
+{
+	bool		isnull;
+	char	   *tnt = TextDatumGetCString(slot_getattr(slot, 2, &isnull));
+	Datum		tp = slot_getattr(slot, 3, &isnull);
+	Profile    *p;
+
+	if (resolve(m, TP_KEY_PCID, tnt) != NULL)
+		return;					/* fetched already, by its other key */
+	p = map_add(m);
+	p->exists = true;
+	p->tid = slot->tts_tid;
+	p->tnt_id = tnt;
+	p->third_party_id = isnull ? NULL : TextDatumGetCString(tp);
+	p->attrs = DatumGetJsonbPCopy(slot_getattr(slot, 4, &isnull));
+	p->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, 7, &isnull));
+	map_key(m, TP_KEY_PCID, p->tnt_id, p);
+	if (p->third_party_id)
+		map_key(m, TP_KEY_THIRD_PARTY_ID, p->third_party_id, p);
+}
+
+/*
+ * Fetch the existing profiles named by the chunk's keys of one kind, by a
+ * direct probe of the unique index per key (in key order): a cost per key
+ * that no plan choice or table size can change.  The snapshot is taken now,
+ * after a command counter increment, so it sees the earlier chunks' writes
+ * and (read committed) what others committed meanwhile.
+ */
+static void
+fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
+{
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snap;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData sk[2];
+	Datum		client = CStringGetTextDatum(b->client);
+
+	if (nkeys == 0)
+		return;
+	qsort(keys, nkeys, sizeof(char *), cmp_str);
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	rel = tp_open_table("profiles", AccessShareLock);
+	idx = tp_open_index(kind == TP_KEY_PCID ? "profiles_pkey" : "profiles_third_party_id_key",
+						AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snap, 2, 0);
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (i > 0 && strcmp(keys[i], keys[i - 1]) == 0)
+			continue;
+		ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, client);
+		ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(keys[i]));
+		sk[0].sk_collation = idx->rd_indcollation[0];
+		sk[1].sk_collation = idx->rd_indcollation[1];
+		index_rescan(scan, sk, 2, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+			keep_fetched(m, slot);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+}
+
+/* ---------- merging ---------- */
+
+static char *
+new_tnt_id(void)
+{
+	uint8		u[16];
+
+	if (!pg_strong_random(u, sizeof(u)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for a tnt_id")));
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+					u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
+					u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+/* A new profile for a record's key, registered in the map. */
+static Profile *
+create_profile(ChunkMap *m, const Rec *r)
+{
+	Profile    *p = map_add(m);
+
+	p->is_new = true;
+	if (r->kind == TP_KEY_PCID)
+		p->tnt_id = r->key;
+	else
+	{
+		p->tnt_id = new_tnt_id();
+		p->third_party_id = r->key;
+	}
+	map_key(m, r->kind, r->key, p);
+	return p;
+}
+
+/* Apply one validated record to the profile state; sets its status. */
+static void
+apply_record(Batch *b, ChunkMap *m, Rec *r)
+{
+	Profile    *p = resolve(m, r->kind, r->key);
+	char		buf[TP_REASON_LEN];
+	const char *why;
+	bool		changed;
+	Jsonb	   *merged;
+
+	if (p == NULL)
+	{
+		if (!b->create_missing)
+		{
+			r->status = REC_NOT_FOUND;
+			return;
+		}
+		if (r->nattrs == 0)
+		{
+			/* an empty record never creates a profile (Adobe ignores it) */
+			r->status = REC_UNCHANGED;
+			return;
+		}
+		merged = tp_attrs_merge(NULL, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
+		if (why)
+		{
+			r->error = pstrdup(why);
+			r->status = REC_REJECTED;
+			return;
+		}
+		p = create_profile(m, r);
+		p->attrs = merged;
+		p->touched = true;
+		r->target = p;
+		r->status = REC_CREATED;
+		return;
+	}
+
+	merged = tp_attrs_merge(p->attrs, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
+	if (why)
+	{
+		r->error = pstrdup(why);
+		r->status = REC_REJECTED;
+		return;
+	}
+	p->attrs = merged;
+	p->touched = true;
+	p->changed |= changed;
+	r->target = p;
+	r->status = changed ? REC_UPDATED : REC_UNCHANGED;
+}
+
+/* ---------- writing ---------- */
+
+typedef struct WriteSet
+{
+	int			n;
+	char	  **tnt_ids;
+	char	  **tpids;
+	Datum	   *attrs;
+	Datum	   *tids;
+	bool	   *changed;
+	Profile   **profiles;
+} WriteSet;
+
+static void
+writeset_init(WriteSet *w, int cap)
+{
+	w->n = 0;
+	w->tnt_ids = palloc(sizeof(char *) * cap);
+	w->tpids = palloc(sizeof(char *) * cap);
+	w->attrs = palloc(sizeof(Datum) * cap);
+	w->tids = palloc(sizeof(Datum) * cap);
+	w->changed = palloc(sizeof(bool) * cap);
+	w->profiles = palloc(sizeof(Profile *) * cap);
+}
+
+static int
+cmp_profile_key(const void *a, const void *b)
+{
+	return strcmp((*(Profile *const *) a)->tnt_id, (*(Profile *const *) b)->tnt_id);
+}
+
+static Datum
+array_of(Datum *items, int n, Oid type, int16 len, bool byval, char align)
+{
+	return PointerGetDatum(construct_array(items, n, type, len, byval, align));
+}
+
+/* Mark the profiles whose write did not happen (RETURNING lacked them). */
+static int
+mark_misses(WriteSet *w)
+{
+	HTAB	   *done;
+	HASHCTL		ctl;
+	int			misses = 0;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = HKEY_LEN;
+	ctl.entrysize = HKEY_LEN;
+	ctl.hcxt = CurrentMemoryContext;
+	done = hash_create("tgt_profile written", Max(SPI_processed, 16), &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char		hk[HKEY_LEN];
+
+		hash_key(hk, TP_KEY_PCID,
+				 TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+		(void) hash_search(done, hk, HASH_ENTER, NULL);
+	}
+	for (int i = 0; i < w->n; i++)
+	{
+		char		hk[HKEY_LEN];
+
+		hash_key(hk, TP_KEY_PCID, w->tnt_ids[i]);
+		if (hash_search(done, hk, HASH_FIND, NULL) == NULL)
+		{
+			w->profiles[i]->conflict = true;
+			misses++;
+		}
+	}
+	hash_destroy(done);
+	return misses;
+}
+
+static int
+insert_new(Batch *b, WriteSet *w)
+{
+	static TpPlan plan = {
+		"INSERT INTO tgt_profile.profiles "
+		"  (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at) "
+		"SELECT $1, u.t, u.p, u.a, $5, $5, $5 "
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(t, p, a) "
+		"ON CONFLICT DO NOTHING RETURNING tnt_id",
+		5, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}
+	};
+	Datum		v[5];
+	Datum	   *tnt = palloc(sizeof(Datum) * Max(w->n, 1));
+	Datum	   *tp = palloc(sizeof(Datum) * Max(w->n, 1));
+	bool	   *tpnull = palloc(sizeof(bool) * Max(w->n, 1));
+	int			dims[1] = {w->n};
+	int			lbs[1] = {1};
+
+	if (w->n == 0)
+		return 0;
+	for (int i = 0; i < w->n; i++)
+	{
+		tnt[i] = CStringGetTextDatum(w->tnt_ids[i]);
+		tpnull[i] = (w->tpids[i] == NULL);
+		tp[i] = tpnull[i] ? (Datum) 0 : CStringGetTextDatum(w->tpids[i]);
+	}
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = array_of(tnt, w->n, TEXTOID, -1, false, TYPALIGN_INT);
+	v[2] = PointerGetDatum(construct_md_array(tp, tpnull, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	v[3] = array_of(w->attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
+	v[4] = TimestampTzGetDatum(tp_now());
+	(void) tp_exec(&plan, v, NULL, false, 0);
+	return mark_misses(w);
+}
+
+/*
+ * The UPDATE joins the chunk's arrays to the rows by ctid.  Its plan is
+ * made once and kept, perhaps while the table is still empty or its
+ * statistics stale; the one plan whose cost per row does not depend on the
+ * table is a nested loop over a TID scan, so that is the only one offered
+ * (at a GUC level of its own, undone at once).
+ */
+static void
+exec_by_tid(TpPlan *plan, Datum *v)
+{
+	static const char *const off[] = {
+		"enable_seqscan", "enable_indexscan", "enable_indexonlyscan",
+		"enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"
+	};
+	int			level = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	(void) tp_exec(plan, v, NULL, false, 0);
+	AtEOXact_GUC(true, level);
+}
+
+static int
+update_existing(Batch *b, WriteSet *w)
+{
+	static TpPlan plan = {
+		"UPDATE tgt_profile.profiles p "
+		"   SET attributes = u.a, last_seen_at = $6, "
+		"       updated_at = CASE WHEN u.c THEN $6 ELSE p.updated_at END "
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(t, id, a, c) "
+		" WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.tnt_id OPERATOR(pg_catalog.=) u.t "
+		"   AND p.ctid OPERATOR(pg_catalog.=) u.id "
+		"RETURNING p.tnt_id",
+		6, {TEXTOID, TEXTARRAYOID, TIDARRAYOID, JSONBARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
+	};
+	Datum		v[6];
+	Datum	   *tnt = palloc(sizeof(Datum) * Max(w->n, 1));
+	Datum	   *chg = palloc(sizeof(Datum) * Max(w->n, 1));
+
+	if (w->n == 0)
+		return 0;
+	for (int i = 0; i < w->n; i++)
+	{
+		tnt[i] = CStringGetTextDatum(w->tnt_ids[i]);
+		chg[i] = BoolGetDatum(w->changed[i]);
+	}
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = array_of(tnt, w->n, TEXTOID, -1, false, TYPALIGN_INT);
+	v[2] = array_of(w->tids, w->n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT);
+	v[3] = array_of(w->attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
+	v[4] = array_of(chg, w->n, BOOLOID, 1, true, TYPALIGN_CHAR);
+	v[5] = TimestampTzGetDatum(tp_now());
+	exec_by_tid(&plan, v);
+	return mark_misses(w);
+}
+
+/*
+ * Write the chunk's new and changed profiles, in tnt_id order.  Returns how
+ * many writes missed because of a concurrent change.
+ */
+static int
+write_profiles(Batch *b, ChunkMap *m)
+{
+	Profile   **list = palloc(sizeof(Profile *) * Max(m->nprofiles, 1));
+	int			n = 0;
+	WriteSet	ins,
+				upd;
+	TimestampTz now = tp_now();
+
+	for (int i = 0; i < m->nprofiles; i++)
+	{
+		Profile    *p = m->profiles[i];
+
+		if (!p->touched)
+			continue;
+		if (p->exists && !p->changed && now - p->last_seen_at < LAST_SEEN_REFRESH_USECS)
+			continue;			/* unchanged: writes nothing */
+		list[n++] = p;
+	}
+	qsort(list, n, sizeof(Profile *), cmp_profile_key);
+
+	writeset_init(&ins, Max(n, 1));
+	writeset_init(&upd, Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		WriteSet   *w = list[i]->is_new ? &ins : &upd;
+
+		w->tnt_ids[w->n] = list[i]->tnt_id;
+		w->tpids[w->n] = list[i]->third_party_id;
+		w->attrs[w->n] = JsonbPGetDatum(list[i]->attrs);
+		w->tids[w->n] = PointerGetDatum(&list[i]->tid);
+		w->changed[w->n] = list[i]->changed;
+		w->profiles[w->n] = list[i];
+		w->n++;
+	}
+	return update_existing(b, &upd) + insert_new(b, &ins);
+}
+
+/* ---------- one chunk ---------- */
+
+/* Fetch, merge and write the pending records; true when all writes took. */
+static bool
+apply_pending(Batch *b, bool *pending)
+{
+	ChunkMap   *map = new_map(b->nrecs);
+	char	  **keys[2];
+	int			nkeys[2] = {0, 0};
+	int			misses;
+
+	keys[0] = palloc(sizeof(char *) * Max(b->nrecs, 1));
+	keys[1] = palloc(sizeof(char *) * Max(b->nrecs, 1));
+	for (int i = 0; i < b->nrecs; i++)
+		if (pending[i])
+			keys[b->recs[i].kind][nkeys[b->recs[i].kind]++] = b->recs[i].key;
+	fetch_profiles(b, map, TP_KEY_PCID, keys[0], nkeys[0]);
+	fetch_profiles(b, map, TP_KEY_THIRD_PARTY_ID, keys[1], nkeys[1]);
+
+	for (int i = 0; i < b->nrecs; i++)
+		if (pending[i])
+		{
+			CHECK_FOR_INTERRUPTS();
+			apply_record(b, map, &b->recs[i]);
+		}
+
+	misses = write_profiles(b, map);
+	for (int i = 0; i < b->nrecs; i++)
+	{
+		Rec		   *r = &b->recs[i];
+
+		/* done unless its profile's write missed: then merge it again */
+		pending[i] = pending[i] && r->target != NULL && r->target->conflict;
+		if (pending[i])
+			r->status = REC_PENDING;
+	}
+	return misses == 0;
+}
+
+static void
+validate_chunk(Batch *b, bool *pending)
+{
+	char		buf[TP_REASON_LEN];
+
+	for (int i = 0; i < b->nrecs; i++)
+	{
+		Rec		   *r = &b->recs[i];
+		const char *why = r->error;
+
+		if (why == NULL)
+			why = tp_id_check(key_kind_name(r->kind), r->key, strlen(r->key), buf, sizeof(buf));
+		if (why == NULL)
+			why = tp_attrs_check(r->attrs, r->nattrs, buf, sizeof(buf));
+		pending[i] = (why == NULL);
+		if (why)
+		{
+			r->error = pstrdup(why);
+			r->status = REC_REJECTED;
+		}
+	}
+}
+
+static void
+record_rejects(Batch *b)
+{
+	static TpPlan plan = {
+		"INSERT INTO tgt_profile.batch_rejects (client, batch_id, row_number, key, reason) "
+		"SELECT $1, $2, u.r, u.k, u.why FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(r, k, why)",
+		5, {TEXTOID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
+	};
+	Datum	   *rows = palloc(sizeof(Datum) * Max(b->nrecs, 1));
+	Datum	   *keys = palloc(sizeof(Datum) * Max(b->nrecs, 1));
+	bool	   *knull = palloc(sizeof(bool) * Max(b->nrecs, 1));
+	Datum	   *why = palloc(sizeof(Datum) * Max(b->nrecs, 1));
+	int			n = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum		v[5];
+
+	for (int i = 0; i < b->nrecs; i++)
+	{
+		Rec		   *r = &b->recs[i];
+
+		if (r->status != REC_REJECTED)
+			continue;
+		rows[n] = Int64GetDatum(r->row);
+		knull[n] = (r->key == NULL);
+		/* a key over the id limit is cut, so no reject row holds a huge input */
+		keys[n] = knull[n] ? (Datum) 0
+			: PointerGetDatum(cstring_to_text_with_len(r->key,
+													   pg_mbcharcliplen(r->key, strlen(r->key), tgtp_max_id_length)));
+		why[n] = CStringGetTextDatum(r->error);
+		n++;
+	}
+	if (n == 0)
+		return;
+	dims[0] = n;
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = Int64GetDatum(b->batch_id);
+	v[2] = array_of(rows, n, INT8OID, 8, true, TYPALIGN_DOUBLE);
+	v[3] = PointerGetDatum(construct_md_array(keys, knull, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	v[4] = array_of(why, n, TEXTOID, -1, false, TYPALIGN_INT);
+	(void) tp_exec(&plan, v, NULL, false, 0);
+}
+
+static void
+count_chunk(Batch *b)
+{
+	for (int i = 0; i < b->nrecs; i++)
+	{
+		switch (b->recs[i].status)
+		{
+			case REC_CREATED:
+				b->counts.created++;
+				break;
+			case REC_UPDATED:
+				b->counts.updated++;
+				break;
+			case REC_UNCHANGED:
+				b->counts.unchanged++;
+				break;
+			case REC_NOT_FOUND:
+				b->counts.not_found++;
+				break;
+			case REC_REJECTED:
+				b->counts.rejected++;
+				break;
+			case REC_PENDING:
+				elog(ERROR, "batch record left pending");
+		}
+	}
+}
+
+static void
+apply_chunk(Batch *b)
+{
+	bool	   *pending = palloc(sizeof(bool) * Max(b->nrecs, 1));
+	int			rounds = 0;
+
+	validate_chunk(b, pending);
+	while (!apply_pending(b, pending))
+	{
+		if (++rounds >= 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not apply the batch: its profiles kept changing concurrently"),
+					 errhint("Retry the batch.")));
+	}
+	record_rejects(b);
+	count_chunk(b);
+	b->nrecs = 0;
+	MemoryContextReset(b->chunk_cxt);
+}
+
+/* ---------- limits, the batch row, the whole run ---------- */
+
+static void
+over_limit(const char *what, int64 limit, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("batch exceeds %s (" INT64_FORMAT ")", what, limit),
+			 errdetail("%s", detail),
+			 errhint("Nothing of the batch was applied. %s", hint)));
+}
+
+/* Records submitted today (UTC) in the client's committed batches. */
+static int64
+rows_today(const char *client)
+{
+	static TpPlan plan = {
+		"SELECT COALESCE(pg_catalog.sum(rows_total), 0)::bigint "
+		"  FROM tgt_profile.batches "
+		" WHERE client OPERATOR(pg_catalog.=) $1 "
+		"   AND submitted_at OPERATOR(pg_catalog.>=) "
+		"       (pg_catalog.date_trunc('day', $2 AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')",
+		2, {TEXTOID, TIMESTAMPTZOID}
+	};
+	Datum		v[2];
+	bool		isnull;
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = TimestampTzGetDatum(tp_now());
+	(void) tp_exec(&plan, v, NULL, true, 1);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+set_row_limit(Batch *b, const TpSettings *s)
+{
+	b->row_limit = tgtp_max_batch_rows;
+	b->quota_bound = false;
+	if (s->has_daily_row_limit)
+	{
+		int64		left = s->daily_row_limit - rows_today(b->client);
+
+		if (left < b->row_limit)
+		{
+			b->row_limit = Max(left, 0);
+			b->quota_bound = true;
+		}
+	}
+}
+
+static void
+check_row_limit(Batch *b, const TpSettings *s)
+{
+	if (b->counts.total <= b->row_limit)
+		return;
+	if (b->quota_bound)
+		over_limit("the daily row limit of the client", s->daily_row_limit,
+				   psprintf("The records submitted today plus this batch's would exceed settings.daily_row_limit of client \"%s\".",
+							b->client),
+				   "The quota renews at midnight UTC; an admin may raise it.");
+	over_limit("tgt_profile.max_batch_rows", tgtp_max_batch_rows,
+			   "A batch may hold at most tgt_profile.max_batch_rows records.",
+			   "Split the batch.");
+}
+
+static const char *
+format_name(tp_format f)
+{
+	return f == TP_FORMAT_ADOBE ? "adobe" : f == TP_FORMAT_NDJSON ? "ndjson" : "json";
+}
+
+static int64
+insert_batch_row(const char *client, tp_format format, const char *actor)
+{
+	static TpPlan plan = {
+		"INSERT INTO tgt_profile.batches (client, status, format, submitted_by, submitted_at) "
+		"VALUES ($1, 'complete', $2, $3, $4) RETURNING batch_id",
+		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	};
+	Datum		v[4];
+	bool		isnull;
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(format_name(format));
+	v[2] = CStringGetTextDatum(actor);
+	v[3] = TimestampTzGetDatum(tp_now());
+	(void) tp_exec(&plan, v, NULL, false, 1);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+finish_batch_row(Batch *b)
+{
+	static TpPlan plan = {
+		"UPDATE tgt_profile.batches SET rows_total = $3, rows_created = $4, rows_updated = $5, "
+		"       rows_unchanged = $6, rows_not_found = $7, rows_rejected = $8 "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND batch_id OPERATOR(pg_catalog.=) $2",
+		8, {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID}
+	};
+	Datum		v[8];
+
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = Int64GetDatum(b->batch_id);
+	v[2] = Int64GetDatum(b->counts.total);
+	v[3] = Int64GetDatum(b->counts.created);
+	v[4] = Int64GetDatum(b->counts.updated);
+	v[5] = Int64GetDatum(b->counts.unchanged);
+	v[6] = Int64GetDatum(b->counts.not_found);
+	v[7] = Int64GetDatum(b->counts.rejected);
+	(void) tp_exec(&plan, v, NULL, false, 0);
+}
+
+static void
+broken_batch(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("batch cannot be read: %s", why),
+			 errhint("Nothing of the batch was applied.")));
+}
+
+/* Read every record, applying them a chunk at a time. */
+static void
+run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
+{
+	tp_record	rec;
+	tp_status	st;
+
+	b->recs = palloc(sizeof(Rec) * CHUNK_RECORDS);
+	b->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "tgt_profile batch chunk",
+										 ALLOCSET_DEFAULT_SIZES);
+	while ((st = tp_reader_next(reader, &rec)) == TP_RECORD)
+	{
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		b->counts.total++;
+		check_row_limit(b, s);
+		old = MemoryContextSwitchTo(b->chunk_cxt);
+		keep_record(b, &rec);
+		MemoryContextSwitchTo(old);
+		if (b->nrecs == CHUNK_RECORDS)
+		{
+			old = MemoryContextSwitchTo(b->chunk_cxt);
+			apply_chunk(b);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (st == TP_FATAL)
+		broken_batch(errbuf);
+	if (b->nrecs > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(b->chunk_cxt);
+
+		apply_chunk(b);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Serialise the batches of one client (not its other calls). */
+static void
+lock_client_batches(const char *client)
+{
+	LOCKTAG		tag;
+	uint32		h = hash_bytes((const unsigned char *) client, (int) strlen(client));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, BATCH_LOCK_CLASS, h, 3);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * bulk_update(client, batch, authorization, create_missing)
+ *		RETURNS TABLE (batch_id, status, rows_total, rows_created,
+ *					   rows_updated, rows_unchanged, rows_not_found, rows_rejected)
+ */
+Datum
+tgtp_bulk_update(PG_FUNCTION_ARGS)
+{
+	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	text	   *header = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	Batch		b;
+	TpSettings	s;
+	text	   *batch;
+	size_t		len;
+	char		errbuf[256];
+	tp_reader  *reader;
+	TpPrivState st;
+	TupleDesc	desc;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	char	   *actor = tp_caller_name();
+
+	tp_authorize(client, header ? VARDATA_ANY(header) : NULL,
+				 header ? VARSIZE_ANY_EXHDR(header) : 0);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must not be null")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "bulk_update must return a composite");
+
+	/* the size limit is checked before anything is parsed or detoasted */
+	len = toast_raw_datum_size(PG_GETARG_DATUM(1)) - VARHDRSZ;
+	if (len > (size_t) tgtp_max_batch_bytes)
+		over_limit("tgt_profile.max_batch_bytes", tgtp_max_batch_bytes,
+				   psprintf("The batch has %zu bytes.", len), "Split the batch.");
+	batch = PG_GETARG_TEXT_PP(1);
+	len = VARSIZE_ANY_EXHDR(batch);
+
+	memset(&b, 0, sizeof(b));
+	b.client = client;
+	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	tp_require_client(client, &s);
+
+	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
+	if (reader == NULL)
+		broken_batch(errbuf);
+
+	tp_begin(&st, true);
+	lock_client_batches(client);
+	set_row_limit(&b, &s);
+	b.batch_id = insert_batch_row(client, tp_reader_format(reader), actor);
+	run_batch(&b, reader, errbuf, &s);
+	tp_reader_close(reader);
+	finish_batch_row(&b);
+	tp_end(&st);
+
+	values[0] = Int64GetDatum(b.batch_id);
+	values[1] = CStringGetTextDatum("complete");
+	values[2] = Int64GetDatum(b.counts.total);
+	values[3] = Int64GetDatum(b.counts.created);
+	values[4] = Int64GetDatum(b.counts.updated);
+	values[5] = Int64GetDatum(b.counts.unchanged);
+	values[6] = Int64GetDatum(b.counts.not_found);
+	values[7] = Int64GetDatum(b.counts.rejected);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * batch_status(client, batch_id, authorization) RETURNS jsonb: NULL for an
+ * unknown batch.  Read with the owner's rights after authorize().
+ */
+Datum
+tgtp_batch_status(PG_FUNCTION_ARGS)
+{
+	static TpPlan plan = {
+		"SELECT pg_catalog.jsonb_build_object("
+		"  'batchId', b.batch_id, 'client', b.client, 'status', b.status, 'format', b.format, "
+		"  'batchSize', b.rows_total, 'created', b.rows_created, 'updated', b.rows_updated, "
+		"  'unchanged', b.rows_unchanged, 'notFound', b.rows_not_found, 'rejected', b.rows_rejected, "
+		"  'submittedBy', b.submitted_by, 'submittedAt', b.submitted_at, "
+		"  'rejects', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+		"        'row', r.row_number, 'key', r.key, 'reason', r.reason) ORDER BY r.row_number) "
+		"     FROM tgt_profile.batch_rejects r "
+		"    WHERE r.client OPERATOR(pg_catalog.=) b.client AND r.batch_id OPERATOR(pg_catalog.=) b.batch_id), "
+		"   '[]'::jsonb)) "
+		"  FROM tgt_profile.batches b "
+		" WHERE b.client OPERATOR(pg_catalog.=) $1 AND b.batch_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, INT8OID}
+	};
+	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	text	   *header = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	TpPrivState st;
+	Datum		v[2];
+	Datum		result = (Datum) 0;
+	bool		isnull = true;
+
+	tp_authorize(client, header ? VARDATA_ANY(header) : NULL,
+				 header ? VARSIZE_ANY_EXHDR(header) : 0);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	tp_begin(&st, true);
+	v[0] = CStringGetTextDatum(client);
+	v[1] = PG_GETARG_DATUM(1);
+	if (tp_exec(&plan, v, NULL, true, 1) == 1)
+	{
+		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(st.outer);
+
+			result = PointerGetDatum(DatumGetJsonbPCopy(result));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	tp_end(&st);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
