@@ -45,6 +45,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -342,22 +343,6 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 
 /* ---------- merging ---------- */
 
-static char *
-new_tnt_id(void)
-{
-	uint8		u[16];
-
-	if (!pg_strong_random(u, sizeof(u)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random bytes for a tnt_id")));
-	u[6] = (u[6] & 0x0f) | 0x40;
-	u[8] = (u[8] & 0x3f) | 0x80;
-	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-					u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
-					u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
-
 /* A new profile for a record's key, registered in the map. */
 static Profile *
 create_profile(ChunkMap *m, const Rec *r)
@@ -369,7 +354,7 @@ create_profile(ChunkMap *m, const Rec *r)
 		p->tnt_id = r->key;
 	else
 	{
-		p->tnt_id = new_tnt_id();
+		p->tnt_id = tp_new_tnt_id();
 		p->third_party_id = r->key;
 	}
 	map_key(m, r->kind, r->key, p);
@@ -503,17 +488,58 @@ mark_misses(WriteSet *w)
 	return misses;
 }
 
+#define INSERT_SQL \
+	"INSERT INTO tgt_profile.profiles " \
+	"  (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at) " \
+	"SELECT $1, u.t, u.p, u.a, $5, $5, $5 " \
+	"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(t, p, a) "
+
+/*
+ * Insert the chunk's new profiles.  The fetch has just found none of their
+ * keys, so a plain INSERT (one unique check per index, the one it makes
+ * anyway) nearly always succeeds; only when a concurrent upsert created one
+ * of them meanwhile does it fail, inside a subtransaction, and the slower
+ * INSERT ... ON CONFLICT DO NOTHING tells which ones to merge again.
+ */
+static bool
+try_plain_insert(Datum *v)
+{
+	static TpPlan plain = {INSERT_SQL, 5,
+	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}};
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		(void) tp_exec(&plain, v, NULL, false, 0);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
 static int
 insert_new(Batch *b, WriteSet *w)
 {
-	static TpPlan plan = {
-		"INSERT INTO tgt_profile.profiles "
-		"  (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at) "
-		"SELECT $1, u.t, u.p, u.a, $5, $5, $5 "
-		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(t, p, a) "
-		"ON CONFLICT DO NOTHING RETURNING tnt_id",
-		5, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}
-	};
+	static TpPlan careful = {INSERT_SQL "ON CONFLICT DO NOTHING RETURNING tnt_id", 5,
+	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}};
 	Datum		v[5];
 	Datum	   *tnt = palloc(sizeof(Datum) * Max(w->n, 1));
 	Datum	   *tp = palloc(sizeof(Datum) * Max(w->n, 1));
@@ -534,7 +560,9 @@ insert_new(Batch *b, WriteSet *w)
 	v[2] = PointerGetDatum(construct_md_array(tp, tpnull, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	v[3] = array_of(w->attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
 	v[4] = TimestampTzGetDatum(tp_now());
-	(void) tp_exec(&plan, v, NULL, false, 0);
+	if (try_plain_insert(v))
+		return 0;
+	(void) tp_exec(&careful, v, NULL, false, 0);
 	return mark_misses(w);
 }
 

@@ -119,8 +119,8 @@ read_snapshot(int round)
 }
 
 /* A random opaque tnt_id for a profile created from a third-party id. */
-static char *
-new_tnt_id(void)
+char *
+tp_new_tnt_id(void)
 {
 	uint8		b[16];
 
@@ -292,7 +292,7 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 
 	if (!row.found)
 	{
-		*tnt_id = pc_id ? pstrdup(pc_id) : new_tnt_id();
+		*tnt_id = pc_id ? pstrdup(pc_id) : tp_new_tnt_id();
 		*status = "created";
 		return insert_profile(client, *tnt_id, tpid, merged);
 	}

@@ -92,6 +92,9 @@ extern void tp_authorize(const char *client, const char *header, size_t header_l
 /* request_headers.c */
 extern char *tp_header_from_request(void);
 
+/* profiles.c */
+extern char *tp_new_tnt_id(void);
+
 /* tokens.c */
 extern bool tp_token_is_valid(const char *client, const char *token, size_t len);
 

@@ -158,9 +158,11 @@ CREATE TABLE tgt_profile.profiles (
 	created_at		timestamptz NOT NULL,
 	updated_at		timestamptz NOT NULL,
 	last_seen_at	timestamptz NOT NULL,
-	CONSTRAINT profiles_pkey PRIMARY KEY (client, tnt_id),
-	CONSTRAINT profiles_third_party_id_key UNIQUE (client, third_party_id)
+	CONSTRAINT profiles_pkey PRIMARY KEY (client, tnt_id)
 );
+-- partial: most profiles have no third-party id, and need no entry here
+CREATE UNIQUE INDEX profiles_third_party_id_key ON tgt_profile.profiles (client, third_party_id)
+	WHERE third_party_id IS NOT NULL;
 
 CREATE SEQUENCE tgt_profile.batch_id_seq;
 
