@@ -485,6 +485,8 @@ mark_misses(WriteSet *w)
 		}
 	}
 	hash_destroy(done);
+	/* SPI would keep every chunk's RETURNING rows until the call ends */
+	SPI_freetuptable(SPI_tuptable);
 	return misses;
 }
 
