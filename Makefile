@@ -29,7 +29,7 @@ DATA        = $(filter-out $(wildcard src/$(EXTENSION)--$(EXTVERSION).sql),$(wil
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK  = -ljansson
+SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.

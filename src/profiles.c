@@ -72,9 +72,8 @@ read_profile(const char *client, bool by_third_party, const char *id,
 			 Snapshot snap, ProfileRow *row)
 {
 	Relation	rel = tp_open_table("profiles", AccessShareLock);
-	Relation	idx = index_open(get_relname_relid(by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
-												   RelationGetNamespace(rel)),
-								 AccessShareLock);
+	Relation	idx = tp_open_index(by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
+									AccessShareLock);
 	ScanKeyData keys[2];
 	SysScanDesc scan;
 	HeapTuple	tup;

@@ -23,16 +23,60 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+/*
+ * Our relations' OIDs, looked up once per backend.  Any change to pg_class
+ * or pg_namespace (DROP EXTENSION, a rename, even a VACUUM's statistics)
+ * empties the cache, so a stale OID is never used.
+ */
+#define OID_CACHE_SIZE 16
+
+typedef struct OidCacheEntry
+{
+	const char *name;			/* one of our static relation names */
+	Oid			oid;
+} OidCacheEntry;
+
+static OidCacheEntry oid_cache[OID_CACHE_SIZE];
+static int	oid_cache_used = 0;
+static bool oid_cache_registered = false;
+
+static void
+oid_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	oid_cache_used = 0;
+}
+
 static Oid
 relation_oid(const char *relname)
 {
-	Oid			nsp = get_namespace_oid(TGTP_SCHEMA, false);
-	Oid			relid = get_relname_relid(relname, nsp);
+	Oid			nsp;
+	Oid			relid;
 
+	for (int i = 0; i < oid_cache_used; i++)
+		if (strcmp(oid_cache[i].name, relname) == 0)
+			return oid_cache[i].oid;
+
+	if (!oid_cache_registered)
+	{
+		CacheRegisterSyscacheCallback(RELOID, oid_cache_reset, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, oid_cache_reset, (Datum) 0);
+		oid_cache_registered = true;
+	}
+	nsp = get_namespace_oid(TGTP_SCHEMA, false);
+	relid = get_relname_relid(relname, nsp);
+	if (OidIsValid(relid) && oid_cache_used < OID_CACHE_SIZE)
+	{
+		oid_cache[oid_cache_used].name = relname;
+		oid_cache[oid_cache_used].oid = relid;
+		oid_cache_used++;
+	}
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -51,6 +95,20 @@ Relation
 tp_open_index(const char *indexname, LOCKMODE mode)
 {
 	return index_open(relation_oid(indexname), mode);
+}
+
+/* The equality function of an index column (our keys are text or bytea). */
+static RegProcedure
+equality_proc(Relation idx, int col)
+{
+	Oid			type = idx->rd_opcintype[col];
+
+	if (type == TEXTOID)
+		return F_TEXTEQ;
+	if (type == BYTEAOID)
+		return F_BYTEAEQ;
+	return get_opcode(get_opfamily_member(idx->rd_opfamily[col], type, type,
+										  BTEqualStrategyNumber));
 }
 
 /*
@@ -74,13 +132,9 @@ tp_lookup(const char *relname, const char *indexname,
 	Assert(nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
 	for (int i = 0; i < nkeys; i++)
 	{
-		Oid			opfamily = idx->rd_opfamily[i];
-		Oid			type = idx->rd_opcintype[i];
-		Oid			eqop = get_opfamily_member(opfamily, type, type, BTEqualStrategyNumber);
-
 		/* systable_beginscan wants heap column numbers */
 		ScanKeyInit(&skeys[i], idx->rd_index->indkey.values[i],
-					BTEqualStrategyNumber, get_opcode(eqop), keys[i]);
+					BTEqualStrategyNumber, equality_proc(idx, i), keys[i]);
 		skeys[i].sk_collation = idx->rd_indcollation[i];
 	}
 

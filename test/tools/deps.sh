@@ -15,6 +15,7 @@ required=(
 	postgresql-server-dev-15
 	postgresql-contrib
 	libjansson-dev
+	libssl-dev
 	libipc-run-perl
 	pgbouncer
 	postgresql-15-cron
