@@ -6,11 +6,17 @@ SELECT extname, extrelocatable, extversion FROM pg_extension WHERE extname = 'tg
 SELECT p.name, p.trusted, p.superuser, p.requires
   FROM pg_available_extension_versions p WHERE p.name = 'tgt_profile';
 
--- Row-level security is enabled on every table of the schema.
+-- Row-level security is enabled on every table of the schema (and on the
+-- partitions of profiles, when it is partitioned).
 SELECT c.relname, c.relrowsecurity
   FROM pg_class c
- WHERE c.relnamespace = 'tgt_profile'::regnamespace AND c.relkind = 'r'
+ WHERE c.relnamespace = 'tgt_profile'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT c.relispartition
  ORDER BY 1;
+SELECT count(*) AS partitions_without_rls
+  FROM pg_class c
+ WHERE c.relnamespace = 'tgt_profile'::regnamespace AND c.relkind = 'r' AND c.relispartition
+   AND NOT c.relrowsecurity;
 
 -- Every SECURITY DEFINER function pins a search_path ending in pg_temp
 -- (we have none: the C functions switch user themselves).
@@ -61,10 +67,14 @@ SELECT tablename, policyname, cmd FROM pg_policies WHERE schemaname = 'tgt_profi
 SELECT attname FROM pg_attribute
  WHERE attrelid = 'tgt_profile.tokens'::regclass AND attnum > 0 ORDER BY attnum;
 
--- User data is dumped.
+-- User data is dumped (partitions too).
 SELECT c.relname
   FROM pg_extension e, unnest(e.extconfig) AS cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
- WHERE e.extname = 'tgt_profile' ORDER BY 1;
+ WHERE e.extname = 'tgt_profile' AND NOT c.relispartition ORDER BY 1;
+SELECT count(*) AS partitions_not_dumped
+  FROM pg_class c
+ WHERE c.relnamespace = 'tgt_profile'::regnamespace AND c.relkind = 'r' AND c.relispartition
+   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'tgt_profile')::oid[]);
 
 -- Hijack 1: a tgt_profile schema pre-created by an ordinary role.
 -- (DROP EXTENSION leaves the schema: the control file names it, so it is

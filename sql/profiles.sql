@@ -2,7 +2,8 @@
 SELECT tgt_profile.create_client('web');
 
 -- Limits are settings (PGC_SUSET) with the documented defaults.
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'tgt\_profile.%' ORDER BY 1;
+SELECT name, setting, unit, context FROM pg_settings
+ WHERE name LIKE 'tgt\_profile.%' AND name <> 'tgt_profile.profile_partitions' ORDER BY 1;
 
 -- Create, then merge: named attributes set, JSON null removes, others kept.
 SELECT * FROM tgt_profile.upsert_profile('web', '{"tier": "gold", "visits": 3, "vip": true}', pc_id => 'p1');

@@ -317,9 +317,8 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 	qsort(keys, nkeys, sizeof(char *), cmp_str);
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
-	rel = tp_open_table("profiles", AccessShareLock);
-	idx = tp_open_index(kind == TP_KEY_PCID ? "profiles_pkey" : "profiles_third_party_id_key",
-						AccessShareLock);
+	tp_open_profiles(b->client, kind == TP_KEY_PCID ? "profiles_pkey" : "profiles_third_party_id_key",
+					 AccessShareLock, &rel, &idx);
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, idx, snap, 2, 0);
 	for (int i = 0; i < nkeys; i++)

@@ -23,6 +23,7 @@ int			tgtp_max_name_length = 128;
 int			tgtp_max_value_length = 5000;
 int			tgtp_max_profile_bytes = 64 * 1024;
 int			tgtp_max_id_length = 256;
+int			tgtp_profile_partitions = 0;
 
 void		_PG_init(void);
 
@@ -82,6 +83,11 @@ _PG_init(void)
 				 "A longer id is refused (SQLSTATE 22023), or its batch record rejected alone.",
 				 &tgtp_max_id_length, 256, 1, 65535, 0);
 
+	DefineCustomIntVariable("tgt_profile.profile_partitions",
+							"Hash partitions of tgt_profile.profiles made by CREATE EXTENSION.",
+							"0 (the default) makes a plain table. Read only when the extension is installed.",
+							&tgtp_profile_partitions, 0, 0, 1024,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	tp_set_allocator(reader_palloc, reader_pfree);
 	MarkGUCPrefixReserved("tgt_profile");
 }

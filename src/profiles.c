@@ -71,13 +71,14 @@ static void
 read_profile(const char *client, bool by_third_party, const char *id,
 			 Snapshot snap, ProfileRow *row)
 {
-	Relation	rel = tp_open_table("profiles", AccessShareLock);
-	Relation	idx = tp_open_index(by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
-									AccessShareLock);
+	Relation	rel;
+	Relation	idx;
 	ScanKeyData keys[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
 
+	tp_open_profiles(client, by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
+					 AccessShareLock, &rel, &idx);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(client));
 	ScanKeyInit(&keys[1], by_third_party ? Anum_third_party_id : Anum_tnt_id,
 				BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(id));

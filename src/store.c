@@ -20,7 +20,11 @@
 #include "catalog/pg_index.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
+#include "partitioning/partbounds.h"
+#include "utils/partcache.h"
+#include "partitioning/partdesc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -95,6 +99,58 @@ Relation
 tp_open_index(const char *indexname, LOCKMODE mode)
 {
 	return index_open(relation_oid(indexname), mode);
+}
+
+/*
+ * profiles may be hash-partitioned by client: the partition that holds a
+ * client's rows, found the way tuple routing finds it.
+ */
+static Oid
+profiles_partition(Relation parent, const char *client)
+{
+	PartitionKey key = RelationGetPartitionKey(parent);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, false);
+	Datum		value = CStringGetTextDatum(client);
+	bool		isnull = false;
+	uint64		hash;
+	int			part;
+
+	if (key->strategy != PARTITION_STRATEGY_HASH || key->partnatts != 1 ||
+		key->partattrs[0] != 1 || pd->nparts == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tgt_profile.profiles must be hash-partitioned by client"),
+				 errhint("Install with tgt_profile.profile_partitions set; see the README.")));
+	hash = compute_partition_hash_value(1, key->partsupfunc, key->partcollation,
+										&value, &isnull);
+	part = pd->boundinfo->indexes[hash % get_hash_partition_greatest_modulus(pd->boundinfo)];
+	if (part < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("no partition of tgt_profile.profiles holds client \"%s\"", client)));
+	return pd->oids[part];
+}
+
+/*
+ * Open the relation that holds a client's profiles, and its copy of one of
+ * the profiles indexes: the table itself, or the client's partition.
+ */
+void
+tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
+				 Relation *rel, Relation *idx)
+{
+	Relation	parent = tp_open_table("profiles", mode);
+	Oid			index_oid = relation_oid(indexname);
+
+	if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		*rel = parent;
+		*idx = index_open(index_oid, mode);
+		return;
+	}
+	*rel = table_open(profiles_partition(parent, client), mode);
+	*idx = index_open(index_get_partition(*rel, index_oid), mode);
+	table_close(parent, NoLock);	/* keep its lock until the end */
 }
 
 /* The equality function of an index column (our keys are text or bytea). */

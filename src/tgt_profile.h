@@ -24,6 +24,7 @@ extern int	tgtp_max_name_length;
 extern int	tgtp_max_value_length;
 extern int	tgtp_max_profile_bytes;
 extern int	tgtp_max_id_length;
+extern int	tgtp_profile_partitions;
 
 /* caller.c: who calls, what they may do, and acting as the owner */
 typedef enum TpLevel
@@ -63,6 +64,8 @@ typedef struct TpPlan
 
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
 extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
+extern void tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
+							 Relation *rel, Relation *idx);
 extern bool tp_lookup(const char *relname, const char *indexname,
 					  int nkeys, const Datum *keys,
 					  int ncols, const AttrNumber *cols, Datum *values, bool *nulls);

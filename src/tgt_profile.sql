@@ -149,17 +149,41 @@ COMMENT ON TABLE tgt_profile.audit_log IS 'Who did what to clients, settings, to
 /*
  * Profiles carry no foreign key to settings: a key check per row would
  * double the cost of a bulk update.  drop_client deletes them itself.
+ *
+ * With tgt_profile.profile_partitions = N (> 0) at install time the table is
+ * hash-partitioned by client into N partitions (README, "Partitioning").
  */
-CREATE TABLE tgt_profile.profiles (
-	client			text NOT NULL,
-	tnt_id			text NOT NULL,
-	third_party_id	text,
-	attributes		jsonb NOT NULL DEFAULT '{}',
-	created_at		timestamptz NOT NULL,
-	updated_at		timestamptz NOT NULL,
-	last_seen_at	timestamptz NOT NULL,
-	CONSTRAINT profiles_pkey PRIMARY KEY (client, tnt_id)
-);
+DO $profiles$
+DECLARE
+	parts integer := COALESCE(
+		NULLIF(pg_catalog.current_setting('tgt_profile.profile_partitions', true), '')::integer, 0);
+BEGIN
+	IF parts OPERATOR(pg_catalog.<) 0 OR parts OPERATOR(pg_catalog.>) 1024 THEN
+		RAISE EXCEPTION 'tgt_profile.profile_partitions must lie between 0 and 1024'
+			USING ERRCODE = '22023';
+	END IF;
+	EXECUTE pg_catalog.concat(
+		'CREATE TABLE tgt_profile.profiles (
+			client			text NOT NULL,
+			tnt_id			text NOT NULL,
+			third_party_id	text,
+			attributes		jsonb NOT NULL DEFAULT ''{}'',
+			created_at		timestamptz NOT NULL,
+			updated_at		timestamptz NOT NULL,
+			last_seen_at	timestamptz NOT NULL,
+			CONSTRAINT profiles_pkey PRIMARY KEY (client, tnt_id))',
+		CASE WHEN parts OPERATOR(pg_catalog.>) 0 THEN ' PARTITION BY HASH (client)' END);
+	FOR i IN 0 .. parts OPERATOR(pg_catalog.-) 1 LOOP
+		EXECUTE pg_catalog.format(
+			'CREATE TABLE tgt_profile.%I PARTITION OF tgt_profile.profiles FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
+			'profiles_' OPERATOR(pg_catalog.||) i, parts, i);
+		EXECUTE pg_catalog.format('ALTER TABLE tgt_profile.%I ENABLE ROW LEVEL SECURITY',
+								  'profiles_' OPERATOR(pg_catalog.||) i);
+		PERFORM pg_catalog.pg_extension_config_dump(
+			pg_catalog.format('tgt_profile.%I', 'profiles_' OPERATOR(pg_catalog.||) i)::pg_catalog.regclass, '');
+	END LOOP;
+END
+$profiles$;
 -- partial: most profiles have no third-party id, and need no entry here
 CREATE UNIQUE INDEX profiles_third_party_id_key ON tgt_profile.profiles (client, third_party_id)
 	WHERE third_party_id IS NOT NULL;

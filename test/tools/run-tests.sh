@@ -14,14 +14,14 @@
 # the exit status is non-zero when anything failed.
 #
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), KEEP_TMP=1 (keep the
-# temporary directories), SUITES="regress isolation tap unit fuzz" (a subset).
+# temporary directories), SUITES="regress isolation partitioned tap unit fuzz" (a subset).
 set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-SUITES=${SUITES:-regress isolation tap unit fuzz}
+SUITES=${SUITES:-regress isolation partitioned tap unit fuzz}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -131,8 +131,9 @@ run_regress_suite() {
 		suite_done "$name" 0 1 "could not run"
 		return
 	fi
-	# shellcheck disable=SC2119  # no arguments: default directory, unix socket only
-	if ! cluster_start; then
+	# CLUSTER_CONF: extra postgresql.conf settings for a variant of the suite
+	# shellcheck disable=SC2086  # word splitting of name=value pairs is wanted
+	if ! cluster_start ${CLUSTER_CONF:-}; then
 		suite_done "$name" 0 1 "could not start a cluster"
 		return
 	fi
@@ -173,6 +174,18 @@ suite_regress() {
 
 suite_isolation() {
 	run_regress_suite isolation \
+		"$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$REPO/test/isolation" \
+		ISOLATION_OPTS ISOLATION_TESTS
+}
+
+# The same regression and isolation tests against an install whose profiles
+# table is hash-partitioned by client (tgt_profile.profile_partitions); where
+# the catalog differs, expected/NAME_1.out holds the partitioned output.
+suite_partitioned() {
+	CLUSTER_CONF="tgt_profile.profile_partitions=4" run_regress_suite partitioned-regress \
+		"$PGXS_DIR/src/test/regress/pg_regress" "$REPO" \
+		REGRESS_OPTS REGRESS_TESTS
+	CLUSTER_CONF="tgt_profile.profile_partitions=4" run_regress_suite partitioned-isolation \
 		"$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$REPO/test/isolation" \
 		ISOLATION_OPTS ISOLATION_TESTS
 }
@@ -318,6 +331,7 @@ for suite in $SUITES; do
 	case $suite in
 	regress) suite_regress ;;
 	isolation) suite_isolation ;;
+	partitioned) suite_partitioned ;;
 	tap) suite_tap ;;
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
