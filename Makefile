@@ -24,7 +24,8 @@ OBJS = \
 
 # The hand-edited install script is copied to its versioned name at build time.
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(wildcard src/$(EXTENSION)--$(EXTVERSION).sql),$(wildcard src/$(EXTENSION)--*--*.sql))
+# Earlier versions' frozen install scripts and every upgrade script.
+DATA        = $(wildcard src/$(EXTENSION)--*.sql)
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -33,7 +34,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize settings profiles
+REGRESS      = setup install privileges tokens authorize settings profiles upgrade
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
