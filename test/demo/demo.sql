@@ -7,7 +7,6 @@
 
 \echo
 \echo '== 1. Install the extension (it pulls in pgcrypto)'
-\echo 'CREATE EXTENSION tgt_profile CASCADE;'
 CREATE EXTENSION tgt_profile CASCADE;
 SELECT extname, extversion FROM pg_extension WHERE extname = 'tgt_profile';
 
@@ -55,7 +54,41 @@ SELECT tgt_profile.delete_profile('acme', third_party_id => 'crm-43', "authoriza
 RESET ROLE;
 
 \echo
-\echo '== 6. The approver regenerates the token: the old one fails at once'
+\echo '== 6. Bulk updates: an Adobe batch file and an NDJSON file, applied in one call each'
+\set ECHO none
+\echo 'test/samples/adobe-sample.csv:'
+\! sed 's/^/    /' test/samples/adobe-sample.csv
+\set adobe_batch `cat test/samples/adobe-sample.csv`
+SET ROLE demo_backend;
+\echo 'SELECT * FROM tgt_profile.bulk_update(''acme'', <the file''s text>, "authorization" => <bearer>);'
+SELECT * FROM tgt_profile.bulk_update('acme', :'adobe_batch', "authorization" => :'bearer1') \gset adobe_
+SELECT :adobe_batch_id AS batch_id, :adobe_rows_total AS rows_total, :adobe_rows_created AS rows_created,
+	   :adobe_rows_rejected AS rows_rejected;
+\echo 'SELECT tgt_profile.batch_status(''acme'', <batch_id>, "authorization" => <bearer>);'
+SELECT jsonb_pretty(tgt_profile.batch_status('acme', :adobe_batch_id, "authorization" => :'bearer1')
+					- 'submittedAt') AS batch_status;
+\echo 'The same batch sent again: the rows already applied are unchanged and write nothing.'
+SELECT rows_total, rows_created, rows_unchanged, rows_rejected
+  FROM tgt_profile.bulk_update('acme', :'adobe_batch', "authorization" => :'bearer1');
+RESET ROLE;
+\echo 'The profiles (read by the admin; the backend role cannot read the table):'
+SELECT tnt_id, attributes FROM tgt_profile.profiles WHERE tnt_id ~ '^12' ORDER BY tnt_id;
+SET ROLE demo_backend;
+\echo 'test/samples/visitors.ndjson:'
+\! sed 's/^/    /' test/samples/visitors.ndjson
+\set ndjson_batch `cat test/samples/visitors.ndjson`
+\echo 'SELECT * FROM tgt_profile.bulk_update(''acme'', <the file''s text>, "authorization" => <bearer>);'
+SELECT * FROM tgt_profile.bulk_update('acme', :'ndjson_batch', "authorization" => :'bearer1') \gset nd_
+SELECT :nd_batch_id AS batch_id, :nd_rows_total AS rows_total, :nd_rows_created AS rows_created,
+	   :nd_rows_updated AS rows_updated, :nd_rows_rejected AS rows_rejected;
+SELECT r->>'row' AS "row", r->>'key' AS key, r->>'reason' AS reason
+  FROM jsonb_array_elements(tgt_profile.batch_status('acme', :nd_batch_id, "authorization" => :'bearer1')->'rejects') r;
+SELECT tgt_profile.get_profile('acme', '126', "authorization" => :'bearer1')->'profile' AS "profile 126 (param4 removed by null)";
+RESET ROLE;
+\set ECHO queries
+
+\echo
+\echo '== 7. The approver regenerates the token: the old one fails at once'
 SET ROLE demo_approver;
 SELECT token AS token2 FROM tgt_profile.generate_token('acme') \gset
 RESET ROLE;
@@ -68,7 +101,7 @@ SELECT tgt_profile.get_profile('acme', 'visitor-1', "authorization" => :'bearer1
 RESET ROLE;
 
 \echo
-\echo '== 7. Rotation without downtime: a new token, the previous one valid for a 10-minute grace'
+\echo '== 8. Rotation without downtime: a new token, the previous one valid for a 10-minute grace'
 SET ROLE demo_approver;
 SELECT token AS token3 FROM tgt_profile.generate_token('acme', grace => '10 minutes') \gset
 SELECT tgt_profile.verify_token('acme', :'token2') AS previous_valid_in_grace,
@@ -77,7 +110,7 @@ SELECT token_id, hint, state FROM tgt_profile.tokens WHERE client = 'acme' ORDER
 RESET ROLE;
 
 \echo
-\echo '== 8. The audit log: who did what (the actor is the caller, never a token)'
+\echo '== 9. The audit log: who did what (the actor is the caller, never a token)'
 SELECT id, actor, action, detail FROM tgt_profile.audit_log WHERE client = 'acme' ORDER BY id;
 
 \echo
