@@ -4,7 +4,7 @@
 -- Batch ids, timestamps and generated tnt_ids are never printed.
 SELECT tgt_profile.create_client('bulk');
 
--- Helpers (dropped at the end).
+-- Helpers (dropped before the last section).
 -- bulk(batch): the counts of a successful bulk_update (no batch id).
 CREATE FUNCTION public.bulk(batch text, create_missing boolean DEFAULT true, client text DEFAULT 'bulk')
 	RETURNS TABLE (status text, total bigint, created bigint, updated bigint, unchanged bigint,
@@ -332,8 +332,12 @@ SELECT public.refused(E'{"pcId": "q-6", "a": 1}', 'bulk-q') AS over_quota;
 SELECT * FROM public.bulk(E'batch=pcId,a\n', client => 'bulk-q');                       -- no record: fine
 SELECT tnt_id FROM tgt_profile.profiles WHERE client = 'bulk-q' ORDER BY 1;
 SELECT count(*) AS batches, sum(rows_total) AS records FROM tgt_profile.batches WHERE client = 'bulk-q';
+-- yesterday's (UTC) batches do not count
+UPDATE tgt_profile.batches SET submitted_at = submitted_at - interval '1 day' WHERE client = 'bulk-q';
+SELECT * FROM public.bulk(E'batch=pcId,a\nq-6,1\nq-7,1\n', client => 'bulk-q');
+-- no limit
 UPDATE tgt_profile.settings SET daily_row_limit = NULL WHERE client = 'bulk-q';
-SELECT * FROM public.bulk(E'batch=pcId,a\nq-6,1\n', client => 'bulk-q');
+SELECT * FROM public.bulk(E'batch=pcId,a\nq-8,1\nq-9,1\nq-10,1\nq-11,1\n', client => 'bulk-q');
 
 --
 -- Require-auth: bulk_update and batch_status need the token (28000 without
@@ -421,12 +425,24 @@ SELECT rows_total FROM tgt_profile.bulk_update('bulk', (SELECT b FROM big_batch)
 RESET statement_timeout;
 SELECT count(*) AS cancelled_profiles FROM tgt_profile.profiles WHERE client = 'bulk' AND tnt_id LIKE 'cancel-%';
 SELECT count(*) = :batches_before AS no_new_batch FROM tgt_profile.batches WHERE client = 'bulk';
--- An error while the new profiles are written: a key within a raised
--- max_id_length but too long for the primary key's index (54000).
-SET tgt_profile.max_id_length = 10000;
-SELECT rows_total FROM tgt_profile.bulk_update('bulk',
-	format(E'batch=pcId,a\nidx-1,1\n%s,1', (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 100) i)));
-RESET tgt_profile.max_id_length;
+-- An error while the new profiles are written (here from a trigger a DBA
+-- added) fails the batch whole, and the session goes on normally.
+CREATE FUNCTION public.regress_refuse_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.tnt_id = 'idx-bad' THEN
+		RAISE EXCEPTION 'refused by a trigger';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER regress_refuse BEFORE INSERT ON tgt_profile.profiles
+	FOR EACH ROW EXECUTE FUNCTION public.regress_refuse_key();
+\set VERBOSITY sqlstate
+SELECT rows_total FROM tgt_profile.bulk_update('bulk', E'batch=pcId,a\nidx-1,1\nidx-bad,1');
+DROP TRIGGER regress_refuse ON tgt_profile.profiles;
+DROP FUNCTION public.regress_refuse_key();
+-- the limit on keys cannot be raised past what an index entry holds
+SET tgt_profile.max_id_length = 513;
 \set VERBOSITY default
 SELECT count(*) AS idx_profiles FROM tgt_profile.profiles WHERE client = 'bulk' AND tnt_id LIKE 'idx-%';
 SELECT count(*) = :batches_before AS no_new_batch FROM tgt_profile.batches WHERE client = 'bulk';

@@ -372,15 +372,15 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 
 	if (p == NULL)
 	{
-		if (!b->create_missing)
-		{
-			r->status = REC_NOT_FOUND;
-			return;
-		}
 		if (r->nattrs == 0)
 		{
 			/* an empty record never creates a profile (Adobe ignores it) */
 			r->status = REC_UNCHANGED;
+			return;
+		}
+		if (!b->create_missing)
+		{
+			r->status = REC_NOT_FOUND;
 			return;
 		}
 		merged = tp_attrs_merge(NULL, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
@@ -522,12 +522,16 @@ try_plain_insert(Datum *v)
 	{
 		ErrorData  *e;
 
+		/* undo the subtransaction first, whatever the error */
 		MemoryContextSwitchTo(cxt);
 		e = CopyErrorData();
-		if (e->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (e->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(e);
+		FreeErrorData(e);
 		ok = false;
 	}
 	PG_END_TRY();

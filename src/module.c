@@ -80,8 +80,8 @@ _PG_init(void)
 				 GUC_UNIT_BYTE);
 	define_limit("tgt_profile.max_id_length",
 				 "Longest pcId or thirdPartyId, in characters.",
-				 "A longer id is refused (SQLSTATE 22023), or its batch record rejected alone.",
-				 &tgtp_max_id_length, 256, 1, 65535, 0);
+				 "A longer id is refused (SQLSTATE 22023), or its batch record rejected alone. At most 512, so that a key always fits in an index entry.",
+				 &tgtp_max_id_length, 256, 1, 512, 0);
 
 	DefineCustomIntVariable("tgt_profile.profile_partitions",
 							"Hash partitions of tgt_profile.profiles made by CREATE EXTENSION.",

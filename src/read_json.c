@@ -40,6 +40,13 @@ typedef enum array_state
 	ARRAY_DONE					/* after ']' */
 } array_state;
 
+/* A stretch of the batch text. */
+typedef struct tp_span
+{
+	const char *p;
+	size_t		len;
+} tp_span;
+
 typedef struct json_state
 {
 	const char *next;			/* NDJSON: the next line; array: where the
@@ -65,6 +72,9 @@ typedef struct json_state
 	size_t		attrs_cap;
 	char	   *nums;			/* text of the record's numbers */
 	size_t		nums_cap;
+	tp_span    *lits;			/* the record's number literals, in order */
+	size_t		lits_cap;
+	size_t		nlits;
 	unsigned char *stack;		/* for tp_json_skip */
 	size_t		stack_cap;
 
@@ -233,12 +243,16 @@ reserve_record(json_state *st, size_t n)
 	if (p == NULL)
 		return false;
 	st->nums = p;
+	p = tp_grow(st->lits, &st->lits_cap, n ? n : 1, sizeof(tp_span));
+	if (p == NULL)
+		return false;
+	st->lits = p;
 	return true;
 }
 
 /* Set one attribute from a member's value. */
 static void
-set_value(tp_attr *a, json_t *v, char **nums)
+set_value(tp_attr *a, json_t *v, char **nums, const tp_span *lit)
 {
 	a->value = NULL;
 	a->value_len = 0;
@@ -250,17 +264,28 @@ set_value(tp_attr *a, json_t *v, char **nums)
 			a->value_len = json_string_length(v);
 			break;
 		case JSON_INTEGER:
+		case JSON_REAL:
+			if (lit)
+			{
+				/* the number as written: 4.0 stays 4.0, as in jsonb */
+				a->kind = TP_VAL_NUMBER;
+				a->value = lit->p;
+				a->value_len = lit->len;
+				break;
+			}
+			if (json_typeof(v) == JSON_REAL)
+			{
+				a->kind = TP_VAL_NUMBER;
+				a->value = *nums;
+				a->value_len = format_real(json_real_value(v), *nums);
+				*nums += a->value_len;
+				break;
+			}
 			a->kind = TP_VAL_NUMBER;
 			a->value = *nums;
 			a->value_len = snprintf(*nums, NUMBER_ROOM,
 									"%" JSON_INTEGER_FORMAT,
 									json_integer_value(v));
-			*nums += a->value_len;
-			break;
-		case JSON_REAL:
-			a->kind = TP_VAL_NUMBER;
-			a->value = *nums;
-			a->value_len = format_real(json_real_value(v), *nums);
 			*nums += a->value_len;
 			break;
 		case JSON_TRUE:
@@ -290,6 +315,7 @@ fill_record(json_state *st, json_t *obj, tp_record *rec)
 	void	   *it;
 	char	   *nums = st->nums;
 	bool		have_key = false;
+	size_t		lit = 0;
 
 	rec->attrs = st->attrs;
 	if (!json_is_object(obj))
@@ -304,6 +330,8 @@ fill_record(json_state *st, json_t *obj, tp_record *rec)
 
 		if (key_member(name, len, &kind))
 		{
+			if (json_is_number(v))
+				lit++;			/* keep the literals in step */
 			if (have_key)
 				return "both pcId and thirdPartyId: a record has one key";
 			have_key = true;
@@ -318,7 +346,10 @@ fill_record(json_state *st, json_t *obj, tp_record *rec)
 		}
 		st->attrs[rec->nattrs].name = name;
 		st->attrs[rec->nattrs].name_len = len;
-		set_value(&st->attrs[rec->nattrs], v, &nums);
+		set_value(&st->attrs[rec->nattrs], v, &nums,
+				  json_is_number(v) && lit < st->nlits ? &st->lits[lit] : NULL);
+		if (json_is_number(v))
+			lit++;
 		rec->nattrs++;
 	}
 	if (!have_key)
@@ -326,16 +357,67 @@ fill_record(json_state *st, json_t *obj, tp_record *rec)
 	return NULL;
 }
 
+static const char *skip_string(const char *s, const char *e);
+static const char *skip_number(const char *s, const char *e);
+static const char *skip_scalar(const char *s, const char *e);
+
+/*
+ * jansson keeps numbers as int64 or double, so 4.0 would come back as 4
+ * and 0.12345678901234567890 rounded.  The object parsed fine, so its text
+ * is well-formed: walk its top-level members once and note the text of each
+ * number value, in order (jansson iterates members in that order too).
+ */
+static void
+scan_number_literals(json_state *st, const char *s, const char *e)
+{
+	st->nlits = 0;
+	s = skip_ws(s, e);
+	if (s >= e || *s++ != '{')
+		return;
+	for (;;)
+	{
+		const char *v;
+
+		s = skip_ws(s, e);
+		if (s >= e || *s != '"' || (s = skip_string(s, e)) == NULL)
+			return;
+		s = skip_ws(s, e);
+		if (s >= e || *s++ != ':')
+			return;
+		v = s = skip_ws(s, e);
+		if (s >= e)
+			return;
+		if (*s == '{' || *s == '[')
+		{
+			if (tp_json_skip(s, e, &s, &st->stack, &st->stack_cap) != TP_SKIP_OK)
+				return;
+		}
+		else if ((s = skip_scalar(s, e)) == NULL)
+			return;
+		else if ((*v == '-' || (*v >= '0' && *v <= '9')) && st->nlits < st->lits_cap)
+		{
+			st->lits[st->nlits].p = v;
+			st->lits[st->nlits].len = s - v;
+			st->nlits++;
+		}
+		s = skip_ws(s, e);
+		if (s >= e || *s++ != ',')
+			return;
+	}
+}
+
 /*
  * Take the parsed object into rec; false when out of memory.  A bad record
  * leaves rec->error set and no attributes.
  */
 static bool
-take_record(json_state *st, json_t *obj, tp_record *rec)
+take_record(json_state *st, json_t *obj, const char *text, const char *text_end,
+			tp_record *rec)
 {
 	st->cur = obj;
 	if (json_is_object(obj) && !reserve_record(st, json_object_size(obj)))
 		return false;
+	scan_number_literals(st, text, text_end);
 	rec->error = fill_record(st, obj, rec);
 	if (rec->error)
 		rec->nattrs = 0;
@@ -416,7 +498,7 @@ ndjson_next(tp_reader *r, json_state *st, tp_record *rec)
 									 &err);
 		return TP_RECORD;
 	}
-	if (!take_record(st, obj, rec))
+	if (!take_record(st, obj, p, eol, rec))
 		return tp_fail(r, "out of memory");
 	if (rec->error == NULL)
 		rec->line = rec->column = 0;
@@ -524,7 +606,7 @@ array_next(tp_reader *r, json_state *st, tp_record *rec)
 		if (obj)
 		{
 			st->next = p + err.position;
-			if (!take_record(st, obj, rec))
+			if (!take_record(st, obj, p, st->next, rec))
 				return tp_fail(r, "out of memory");
 			if (rec->error)
 			{
@@ -819,6 +901,7 @@ tp_json_close(tp_reader *r)
 	release_record(st);
 	tp_free(st->attrs);
 	tp_free(st->nums);
+	tp_free(st->lits);
 	tp_free(st->stack);
 	tp_free(st);
 	r->state = NULL;

@@ -613,9 +613,15 @@ test_ndjson(void)
 	check("ndjson: key only",
 		  "{\"pcId\":\"1\"}\n",
 		  "1 pcId=1 {} | EOF");
-	check("ndjson: numbers keep their value",
+	check("ndjson: numbers keep their text, as jsonb input does",
 		  "{\"pcId\":\"1\",\"a\":0.1,\"b\":-0,\"c\":1e2,\"d\":-12.5e-3,\"e\":9223372036854775807,\"f\":-9223372036854775808,\"g\":1e-400,\"h\":0.30000000000000004,\"i\":1.7976931348623157e308}\n",
-		  "1 pcId=1 {a:0.1, b:0, c:100, d:-0.0125, e:9223372036854775807, f:-9223372036854775808, g:0, h:0.30000000000000004, i:1.7976931348623157e+308} | EOF");
+		  "1 pcId=1 {a:0.1, b:-0, c:1e2, d:-12.5e-3, e:9223372036854775807, f:-9223372036854775808, g:1e-400, h:0.30000000000000004, i:1.7976931348623157e308} | EOF");
+	check("ndjson: 4.0 and 20 digits stay as written, nested numbers do not shift",
+		  "{\"pcId\":\"1\",\"n\":{\"x\":1,\"y\":[2,3]},\"exact\":4.0,\"long\":0.12345678901234567890}\n",
+		  "1 pcId=1 {n:nested, exact:4.0, long:0.12345678901234567890} | EOF");
+	check("json array: numbers keep their text",
+		  "[{\"pcId\":\"1\",\"exact\":4.0 , \"sci\" : 1E+2}]",
+		  "1 pcId=1 {exact:4.0, sci:1E+2} | EOF");
 	check("ndjson: escapes and UTF-8 are decoded",
 		  "{\"pcId\":\"\\u00e9\",\"k\\n\":\"a\\\"b\\\\c\\/\\t\",\"e\":\"\\ud83d\\ude00\",\"r\":\"\xC3\xA9\"}\n",
 		  "1 pcId=\\xC3\\xA9 {k\\x0A:\"a\"b\\c/\\x09\", e:\"\\xF0\\x9F\\x98\\x80\", r:\"\\xC3\\xA9\"} | EOF");
