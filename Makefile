@@ -47,14 +47,14 @@ EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \
 PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
 ifneq ($(PGXS),)
 include $(PGXS)
-else ifneq ($(filter-out demo test bench deps print-tests,$(or $(MAKECMDGOALS),all)),)
+else ifneq ($(filter-out demo test bench deps print-tests valgrind,$(or $(MAKECMDGOALS),all)),)
 $(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-15, or run `make deps`)
 endif
 
 $(EXTENSION)--$(EXTVERSION).sql: src/$(EXTENSION).sql
 	cp $< $@
 
-.PHONY: demo test bench deps print-tests
+.PHONY: demo test bench deps print-tests valgrind
 
 # The two commands.  Each installs its Debian packages when missing, builds,
 # installs, runs on a throwaway cluster and cleans up, also on failure.
@@ -66,6 +66,12 @@ test:
 
 bench:
 	@bash test/bench/run-bench.sh
+	@bash test/bench/bench-bulk.sh
+
+# The pg_regress suite against a server under valgrind memcheck (slow: about
+# 3 minutes; not part of `make test`).
+valgrind:
+	@bash test/tools/valgrind.sh
 
 deps:
 	@bash test/tools/deps.sh

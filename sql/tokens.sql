@@ -85,6 +85,16 @@ SELECT tgt_profile.verify_token('tok', :'t3') AS grace_ended,
 	   tgt_profile.verify_token('tok', :'t4') AS previous,
 	   tgt_profile.verify_token('tok', :'t5') AS current;
 
+-- A rotation with grace touches only the token it revokes: a token already
+-- in grace keeps its end (its revocation would not move earlier).
+SELECT count(*) FROM tgt_profile.generate_token('tok', '1 day', '1 hour');
+SELECT count(*) FROM tgt_profile.generate_token('tok', '1 day', '1 hour');
+SELECT detail->>'revoked' AS revoked_by_last_rotation
+  FROM tgt_profile.audit_log WHERE client = 'tok' AND action = 'generate_token' ORDER BY id DESC LIMIT 1;
+SELECT count(*) FILTER (WHERE state = 'grace') AS in_grace, count(*) FILTER (WHERE state = 'active') AS active
+  FROM tgt_profile.tokens WHERE client = 'tok';
+SELECT count(*) FROM tgt_profile.generate_token('tok', '1 day');
+
 -- Grace never extends a token past its own expiry.
 SELECT token AS t6, token_id AS t6_id FROM tgt_profile.generate_token('tok', '1 hour') \gset
 SELECT count(*) FROM tgt_profile.generate_token('tok', '1 day', '2 hours');

@@ -91,12 +91,18 @@ tp_authorize(const char *client, const char *header, size_t header_len)
 		header_len = header ? strlen(header) : 0;
 	}
 	if (!parse_bearer(header, header_len, &token, &token_len))
+	{
+		ereport(LOG,
+				(errmsg("tgt_profile: authentication failed for client \"%s\"", client),
+				 errdetail("Role \"%s\" presented no bearer token.", tp_caller_name()),
+				 errhidestmt(true), errhidecontext(true)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("client \"%s\" requires authentication", client),
 				 errdetail("No bearer token was presented."),
 				 errhint("Pass \"Bearer <token>\" as the authorization argument, as a bind parameter."),
 				 errhidestmt(true)));
+	}
 	if (!tp_token_is_valid(client, token, token_len))
 		report_failure(client, token, token_len);
 	if (from_request)

@@ -103,7 +103,9 @@ lock_client(const char *client, TpSettings *s)
 /*
  * Revoke every still-valid token of the client at revoke_at (now, or the end
  * of a grace period), never extending one past its own expiry or an earlier
- * revocation.  Returns how many were revoked.
+ * revocation.  A token whose revocation would not move earlier is left
+ * alone, so tokens already in grace are not rewritten by every rotation.
+ * Returns how many were revoked.
  */
 static int
 revoke_valid(const char *client, TimestampTz revoke_at)
@@ -113,7 +115,7 @@ revoke_valid(const char *client, TimestampTz revoke_at)
 		"   SET revoked_at = LEAST(COALESCE(revoked_at, 'infinity'::timestamptz), $3, expires_at) "
 		" WHERE client OPERATOR(pg_catalog.=) $1 "
 		"   AND expires_at OPERATOR(pg_catalog.>) $2 "
-		"   AND (revoked_at IS NULL OR revoked_at OPERATOR(pg_catalog.>) $2)",
+		"   AND (revoked_at IS NULL OR revoked_at OPERATOR(pg_catalog.>) LEAST($3, expires_at))",
 		3, {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	};
 	Datum		v[3];

@@ -207,7 +207,7 @@ like($log, qr/DETAIL:  Role "backend" presented token \Q$hint_r\E\.\.\., which i
 like($log, qr/DETAIL:  Role "backend" presented a malformed token\./, 'a mistyped token is logged as malformed');
 for my $line (@fail_lines)
 {
-	if ($line !~ /DETAIL:  Role "backend" presented (?:token tgtp_[A-Za-z0-9_-]{4}\.\.\., which is revoked, expired or unknown|a malformed token)\.$/)
+	if ($line !~ /DETAIL:  Role "backend" presented (?:token tgtp_[A-Za-z0-9_-]{4}\.\.\., which is revoked, expired or unknown|a malformed token|no bearer token)\.$/)
 	{
 		fail("unexpected failure line: $line");
 	}
