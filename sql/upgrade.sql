@@ -72,7 +72,7 @@ SELECT token AS upg_token FROM tgt_profile.generate_token('upg', grace => '1 hou
 SELECT status FROM tgt_profile.upsert_profile('upg', '{"tier": "gold"}', 'v1', 'crm-1', 'Bearer ' || :'upg_token');
 SELECT rows_created, rows_rejected
   FROM tgt_profile.bulk_update('upg', E'batch=pcId,a\nv2,x\nv3,%ZZ\n', 'Bearer ' || :'upg_token');
-CREATE TEMP TABLE before_update AS
+CREATE TEMP VIEW data_counts AS
 	SELECT (SELECT count(*) FROM tgt_profile.settings) AS settings,
 		   (SELECT count(*) FROM tgt_profile.approvers) AS approvers,
 		   (SELECT count(*) FROM tgt_profile.token_store) AS tokens,
@@ -80,18 +80,12 @@ CREATE TEMP TABLE before_update AS
 		   (SELECT count(*) FROM tgt_profile.batches) AS batches,
 		   (SELECT count(*) FROM tgt_profile.batch_rejects) AS rejects,
 		   (SELECT count(*) FROM tgt_profile.audit_log) AS audit;
+CREATE TEMP TABLE before_update AS SELECT * FROM data_counts;
 
 -- Update, and find the data intact.
 ALTER EXTENSION tgt_profile UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'tgt_profile';
-SELECT (SELECT count(*) FROM tgt_profile.settings) AS settings,
-	   (SELECT count(*) FROM tgt_profile.approvers) AS approvers,
-	   (SELECT count(*) FROM tgt_profile.token_store) AS tokens,
-	   (SELECT count(*) FROM tgt_profile.profiles) AS profiles,
-	   (SELECT count(*) FROM tgt_profile.batches) AS batches,
-	   (SELECT count(*) FROM tgt_profile.batch_rejects) AS rejects,
-	   (SELECT count(*) FROM tgt_profile.audit_log) AS audit
-EXCEPT SELECT * FROM before_update;
+TABLE data_counts EXCEPT TABLE before_update;
 SELECT tgt_profile.verify_token('upg', :'upg_token') AS current_token,
 	   tgt_profile.verify_token('upg', :'old_token') AS in_grace;
 SELECT tgt_profile.get_profile('upg', 'v1', "authorization" => 'Bearer ' || :'upg_token')->'profile' AS profile;
@@ -102,6 +96,7 @@ RESET ROLE;
 CREATE TEMP TABLE updated AS SELECT * FROM pg_temp.tgtp_catalog();
 
 -- A fresh install of the new version has the same catalog.
+DROP VIEW data_counts;
 DROP EXTENSION tgt_profile;
 DROP SCHEMA tgt_profile;
 CREATE EXTENSION tgt_profile;
