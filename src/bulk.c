@@ -55,6 +55,7 @@ PG_FUNCTION_INFO_V1(tgtp_batch_status);
 
 /* Records applied together; bounds memory and the size of each statement. */
 #define CHUNK_RECORDS	10000
+#define CHUNK_MEMORY	(32 * 1024 * 1024)
 
 /* An unchanged record refreshes last_seen_at only when it is this old. */
 #define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
@@ -136,6 +137,7 @@ typedef struct Batch
 	bool		quota_bound;	/* row_limit comes from the daily quota */
 	BatchCounts counts;
 	MemoryContext chunk_cxt;
+	MemoryContext reader_cxt;
 	Rec		   *recs;
 	int			nrecs;
 } Batch;
@@ -953,12 +955,25 @@ run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
 	tp_status	st;
 
 	b->recs = palloc(sizeof(Rec) * CHUNK_RECORDS);
+	b->reader_cxt = AllocSetContextCreate(CurrentMemoryContext, "tgt_profile batch reader",
+										  ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * A chunk needs a few MB; a first block that size survives every reset,
+	 * so the chunks reuse the same pages instead of handing them back to the
+	 * kernel and faulting them in again (a quarter of the time otherwise).
+	 */
 	b->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "tgt_profile batch chunk",
-										 ALLOCSET_DEFAULT_SIZES);
-	while ((st = tp_reader_next(reader, &rec)) == TP_RECORD)
+										 CHUNK_MEMORY, CHUNK_MEMORY, CHUNK_MEMORY);
+	for (;;)
 	{
 		MemoryContext old;
 
+		/* the reader allocates (and frees) record by record in its own context */
+		old = MemoryContextSwitchTo(b->reader_cxt);
+		st = tp_reader_next(reader, &rec);
+		MemoryContextSwitchTo(old);
+		if (st != TP_RECORD)
+			break;
 		CHECK_FOR_INTERRUPTS();
 		b->counts.total++;
 		check_row_limit(b, s);

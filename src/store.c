@@ -222,6 +222,7 @@ tp_lookup(const char *relname, const char *indexname,
 int
 tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
 {
+	MemoryContext caller_cxt = CurrentMemoryContext;
 	int			rc;
 
 	if (p->plan == NULL)
@@ -234,8 +235,11 @@ tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
 		p->plan = plan;
+		MemoryContextSwitchTo(caller_cxt);
 	}
 	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	/* SPI returns in its own procedure context: stay in the caller's */
+	MemoryContextSwitchTo(caller_cxt);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 p->sql, SPI_result_code_string(rc));
