@@ -25,12 +25,17 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "commands/trigger.h"
 #include "utils/snapmgr.h"
 #include "storage/proc.h"
 
 PG_FUNCTION_INFO_V1(tgtp_generate_token);
 PG_FUNCTION_INFO_V1(tgtp_revoke_tokens);
 PG_FUNCTION_INFO_V1(tgtp_verify_token);
+PG_FUNCTION_INFO_V1(tgtp_token_store_changed);
 
 /* Tokens longer than this are refused before anything else is done. */
 #define MAX_PRESENTED_LEN 1024
@@ -316,34 +321,145 @@ memo_store(Snapshot snap, const char *client, const char *token, bool result)
  * malformed token is refused without a lookup, a well-formed one by the
  * stored hash and its validity window.
  */
-static bool
-lookup_token(const char *client, const char *token, size_t len)
+/*
+ * A backend-local cache of token rows by (client, SHA-256): what the index
+ * lookup found (or that it found nothing), and the row's validity window.
+ * Every write to token_store fires a statement trigger that invalidates
+ * token_store's relcache entry; the invalidation reaches every backend (and
+ * hot standbys, through the commit record), and our relcache callback then
+ * empties the cache.  Each lookup first accepts pending invalidations, so a
+ * token revoked by a committed transaction fails on the next call anywhere,
+ * exactly as without the cache.  Only hashes are kept, never token text.
+ */
+#define TOKEN_CACHE_MAX 4096
+
+typedef struct TokenCacheKey
+{
+	char		client[65];
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+} TokenCacheKey;
+
+typedef struct TokenCacheEntry
+{
+	TokenCacheKey key;
+	bool		found;
+	TimestampTz expires_at;
+	bool		revoked;
+	TimestampTz revoked_at;
+} TokenCacheEntry;
+
+static HTAB *token_cache = NULL;
+static bool token_cache_stale = true;
+
+static void
+token_cache_invalidate(Datum arg, Oid relid)
+{
+	/* any relation: cheaper than looking up which one is ours */
+	token_cache_stale = true;
+}
+
+static HTAB *
+token_cache_get(void)
+{
+	if (token_cache == NULL)
+		CacheRegisterRelcacheCallback(token_cache_invalidate, (Datum) 0);
+	AcceptInvalidationMessages();
+	if (token_cache != NULL && (token_cache_stale ||
+								hash_get_num_entries(token_cache) >= TOKEN_CACHE_MAX))
+	{
+		hash_destroy(token_cache);
+		token_cache = NULL;
+	}
+	if (token_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(TokenCacheKey);
+		ctl.entrysize = sizeof(TokenCacheEntry);
+		ctl.hcxt = TopMemoryContext;
+		token_cache = hash_create("tgt_profile token cache", 256, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		token_cache_stale = false;
+	}
+	return token_cache;
+}
+
+/* The token row by (client, hash), from the cache or the index. */
+static void
+lookup_token(const char *client, const uint8 *digest, TokenCacheEntry *out)
 {
 	static const AttrNumber cols[3] = {3, 7, 8};	/* hash, expires_at, revoked_at */
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	HTAB	   *cache = token_cache_get();
+	TokenCacheKey key;
+	TokenCacheEntry *e;
+	bool		hit;
 	Datum		keys[2];
 	Datum		v[3];
 	bool		n[3];
 	bytea	   *key_hash;
-	bool		found;
-	TimestampTz now;
 
-	tp_token_hash(token, len, digest);
-	key_hash = palloc(VARHDRSZ + sizeof(digest));
-	SET_VARSIZE(key_hash, VARHDRSZ + sizeof(digest));
-	memcpy(VARDATA(key_hash), digest, sizeof(digest));
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.client, client, sizeof(key.client));
+	memcpy(key.digest, digest, PG_SHA256_DIGEST_LENGTH);
+	e = (TokenCacheEntry *) hash_search(cache, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		*out = *e;
+		return;
+	}
+
+	key_hash = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	SET_VARSIZE(key_hash, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	memcpy(VARDATA(key_hash), digest, PG_SHA256_DIGEST_LENGTH);
 	keys[0] = CStringGetTextDatum(client);
 	keys[1] = PointerGetDatum(key_hash);
-	found = tp_lookup("token_store", "token_store_hash_key", 2, keys, 3, cols, v, n);
-	if (!found)
-		return false;
-
-	now = tp_now();
+	memset(out, 0, sizeof(*out));
+	out->key = key;
 	/* the index found it by hash; compare once more in constant time */
-	return VARSIZE_ANY_EXHDR(DatumGetPointer(v[0])) == sizeof(digest) &&
-		timingsafe_bcmp(VARDATA_ANY(DatumGetPointer(v[0])), digest, sizeof(digest)) == 0 &&
-		DatumGetTimestampTz(v[1]) > now &&
-		(n[2] || DatumGetTimestampTz(v[2]) > now);
+	out->found = tp_lookup("token_store", "token_store_hash_key", 2, keys, 3, cols, v, n) &&
+		VARSIZE_ANY_EXHDR(DatumGetPointer(v[0])) == PG_SHA256_DIGEST_LENGTH &&
+		timingsafe_bcmp(VARDATA_ANY(DatumGetPointer(v[0])), digest,
+						PG_SHA256_DIGEST_LENGTH) == 0;
+	if (out->found)
+	{
+		out->expires_at = DatumGetTimestampTz(v[1]);
+		out->revoked = !n[2];
+		out->revoked_at = n[2] ? 0 : DatumGetTimestampTz(v[2]);
+	}
+	/* an invalidation that arrived during the lookup leaves nothing stale */
+	if (!token_cache_stale)
+	{
+		e = (TokenCacheEntry *) hash_search(cache, &key, HASH_ENTER, &hit);
+		*e = *out;
+	}
+}
+
+static bool
+token_row_valid(const char *client, const char *token, size_t len)
+{
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	TokenCacheEntry row;
+	TimestampTz now = tp_now();
+
+	tp_token_hash(token, len, digest);
+	lookup_token(client, digest, &row);
+	return row.found && row.expires_at > now && (!row.revoked || row.revoked_at > now);
+}
+
+/*
+ * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON token_store FOR EACH
+ * STATEMENT: tell every backend's token cache (see above).
+ */
+Datum
+tgtp_token_store_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "token_store_changed must be called as a trigger");
+	CacheInvalidateRelcache(td->tg_relation);
+	PG_RETURN_POINTER(NULL);
 }
 
 bool
@@ -357,7 +473,7 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
 	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	if (memo_matches(snap, client, token))
 		return memo.result;
-	result = tp_token_well_formed(token, len) && lookup_token(client, token, len);
+	result = tp_token_well_formed(token, len) && token_row_valid(client, token, len);
 	memo_store(snap, client, token, result);
 	return result;
 }
