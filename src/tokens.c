@@ -9,8 +9,10 @@
  * two concurrent regenerations leave exactly one valid token.
  *
  * verify_token is a read-only index lookup by (client, SHA-256): no SPI, no
- * cache that could go stale, no write, so a regenerated token fails on the
- * next statement of every session, and it works on a hot standby.
+ * write, so it works on a hot standby.  Its answers are cached per backend
+ * until the next change of token_store anywhere (an invalidation, see the
+ * token cache below), so a regenerated token fails on the next call of every
+ * session.
  *
  *-------------------------------------------------------------------------
  */
