@@ -36,8 +36,9 @@ $node->safe_psql('postgres', q{
 					  E'\n' ORDER BY i) AS b
 	  FROM generate_series(1, 500000) i;
 });
-my $size_before = $node->safe_psql('postgres',
-	q{SELECT pg_relation_size('tgt_profile.profiles')});
+# the heap size of profiles (of all its partitions, when it is partitioned)
+my $profiles_size = q{(SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('tgt_profile.profiles'))};
+my $size_before = $node->safe_psql('postgres', "SELECT $profiles_size");
 
 my $bg = $node->background_psql('postgres', on_error_stop => 0);
 $bg->query_until(qr/started/, q{
@@ -53,7 +54,7 @@ ok( $node->poll_query_until(
 		SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 						WHERE state = 'active' AND query LIKE '%bulk_update(''crash''%'
 						  AND pid <> pg_backend_pid() AND now() - query_start > interval '1 second')
-		   AND pg_relation_size('tgt_profile.profiles') > $size_before + 1024 * 1024}),
+		   AND $profiles_size > $size_before + 1024 * 1024}),
 	'the big batch is running and writing');
 is( $node->safe_psql(
 		'postgres',
@@ -97,13 +98,17 @@ my @indexes = split /\n/, $node->safe_psql('postgres', q{
 	 WHERE ic.relnamespace = 'tgt_profile'::regnamespace AND ic.relkind = 'i' AND a.amname = 'btree'
 	 ORDER BY 1
 });
-ok(scalar(grep { $_ eq 'tgt_profile.profiles_pkey' } @indexes), 'btree indexes: ' . join(', ', @indexes));
+ok(scalar(grep { /^tgt_profile\.profiles(_\d+)?_pkey$/ } @indexes), 'btree indexes: ' . join(', ', @indexes));
 for my $index (@indexes)
 {
 	my ($rc, $out, $err) = $node->psql('postgres', qq{SELECT bt_index_check('$index'::regclass, true)});
 	ok($rc == 0 && $err eq '', "bt_index_check(heapallindexed) passes on $index") or diag($err);
 }
-for my $table (qw(profiles batches batch_rejects))
+my @heaps = split /\n/, $node->safe_psql('postgres', q{
+	SELECT relid::regclass FROM pg_partition_tree('tgt_profile.profiles') WHERE isleaf
+	UNION ALL SELECT 'tgt_profile.batches'::regclass UNION ALL SELECT 'tgt_profile.batch_rejects'::regclass
+});
+for my $table (map { s/^tgt_profile\.//r } @heaps)
 {
 	is($node->safe_psql('postgres', qq{SELECT count(*) FROM verify_heapam('tgt_profile.$table')}),
 		'0', "verify_heapam finds no corruption in $table");

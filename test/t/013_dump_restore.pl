@@ -191,6 +191,8 @@ sub run_all
 my %want = run_all('src');
 for my $name (sort keys %queries)
 {
+	# (a partition of profiles may hold no client of ours)
+	next if $name =~ /^table profiles_\d+$/;
 	isnt($want{$name} // '', '', "source: $name is not empty");
 }
 is($want{'api verify'}, 't|t|f|t|f|t|f', 'source: tokens verify as expected');

@@ -178,7 +178,7 @@ suite_isolation() {
 		ISOLATION_OPTS ISOLATION_TESTS
 }
 
-# The same regression and isolation tests against an install whose profiles
+# The same regression, isolation and TAP tests against an install whose profiles
 # table is hash-partitioned by client (tgt_profile.profile_partitions); where
 # the catalog differs, expected/NAME_1.out holds the partitioned output.
 suite_partitioned() {
@@ -188,33 +188,42 @@ suite_partitioned() {
 	CLUSTER_CONF="tgt_profile.profile_partitions=4" run_regress_suite partitioned-isolation \
 		"$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$REPO/test/isolation" \
 		ISOLATION_OPTS ISOLATION_TESTS
+	suite_tap partitioned-tap "tgt_profile.profile_partitions = 4"
 }
 
 # TAP: PostgreSQL::Test::Cluster runs initdb itself, which refuses root, so
 # the scripts run as postgres from a copy of test/ that postgres owns (the
 # clone may be under /root).  The environment is the one of PGXS's
 # prove_installcheck; the working directory is the copy of test/.
+# suite_tap [NAME [CONF]]: CONF, a postgresql.conf line, reaches every
+# node the scripts make through PostgreSQL::Test::Cluster's TEMP_CONFIG.
 suite_tap() {
+	local suite=${1:-tap} conf=${2:-}
 	echo
 	local -a scripts
 	shopt -s nullglob
 	scripts=("$REPO"/test/t/*.pl)
 	shopt -u nullglob
-	echo "== tap: ${#scripts[@]} script(s) in test/t, run as postgres"
+	echo "== $suite: ${#scripts[@]} script(s) in test/t, run as postgres${conf:+ (with $conf)}"
 	if ((${#scripts[@]} == 0)); then
-		suite_done tap 0 0 "no test/t/*.pl"
+		suite_done "$suite" 0 0 "no test/t/*.pl"
 		return
 	fi
 	if is_root && ! id postgres >/dev/null 2>&1; then
 		log_error "no 'postgres' user (run test/tools/deps.sh)"
-		suite_done tap 0 1 "could not run"
+		suite_done "$suite" 0 1 "could not run"
 		return
 	fi
 	local tap
-	make_tmpdir tap tap
+	make_tmpdir tap "$suite"
+	local -a extra=()
+	if [[ -n $conf ]]; then
+		printf '%s\n' "$conf" >"$tap/temp.conf"
+		extra=(TEMP_CONFIG="$tap/temp.conf")
+	fi
 	if ! cp -a "$REPO/test" "$tap/test" || ! mkdir -p "$tap/tmp" ||
 		{ is_root && ! chown -R postgres: "$tap"; }; then
-		suite_done tap 0 1 "could not copy test/ to $tap"
+		suite_done "$suite" 0 1 "could not copy test/ to $tap"
 		return
 	fi
 	local perldir=$PGXS_DIR/src/test/perl
@@ -226,7 +235,7 @@ suite_tap() {
 		run_logged "$log" env --chdir="$tap/test" "${AS_POSTGRES[@]}" env \
 			PATH="$PG_BINDIR:$PATH" HOME="$tap" TMPDIR="$tap/tmp" \
 			TESTDIR="$tap/test" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
-			PG_CONFIG="$PG_CONFIG" \
+			PG_CONFIG="$PG_CONFIG" "${extra[@]}" \
 			prove -v -I "$perldir" -I . "t/$name.pl" || rc=$?
 		count_tap "$log"
 		local died=0
@@ -248,7 +257,7 @@ suite_tap() {
 		fi
 	done
 	stop_servers_under "$tap" # nodes a failing script left running
-	suite_done tap "$pass" "$fail"
+	suite_done "$suite" "$pass" "$fail"
 }
 
 suite_unit() {
