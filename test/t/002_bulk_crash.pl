@@ -37,7 +37,9 @@ $node->safe_psql('postgres', q{
 	  FROM generate_series(1, 500000) i;
 });
 # the heap size of profiles (of all its partitions, when it is partitioned)
-my $profiles_size = q{(SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('tgt_profile.profiles'))};
+# (pg_partition_tree() has no row for a plain table)
+my $profiles_size = q{(SELECT COALESCE(sum(pg_relation_size(relid)), pg_relation_size('tgt_profile.profiles'))
+						 FROM pg_partition_tree('tgt_profile.profiles'))};
 my $size_before = $node->safe_psql('postgres', "SELECT $profiles_size");
 
 my $bg = $node->background_psql('postgres', on_error_stop => 0);
@@ -106,6 +108,8 @@ for my $index (@indexes)
 }
 my @heaps = split /\n/, $node->safe_psql('postgres', q{
 	SELECT relid::regclass FROM pg_partition_tree('tgt_profile.profiles') WHERE isleaf
+	UNION ALL SELECT c.oid::regclass FROM pg_class c
+	 WHERE c.oid = 'tgt_profile.profiles'::regclass AND c.relkind = 'r'
 	UNION ALL SELECT 'tgt_profile.batches'::regclass UNION ALL SELECT 'tgt_profile.batch_rejects'::regclass
 });
 for my $table (map { s/^tgt_profile\.//r } @heaps)
