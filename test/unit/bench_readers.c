@@ -20,34 +20,7 @@
 #define NRECORDS	500000
 #define NRUNS		3
 
-static size_t live_bytes;
-static size_t peak_bytes;
-
-static void *
-count_malloc(size_t size)
-{
-	size_t	   *p = malloc(size + 16);
-
-	if (p == NULL)
-		return NULL;
-	p[0] = size;
-	live_bytes += size;
-	if (live_bytes > peak_bytes)
-		peak_bytes = live_bytes;
-	return (char *) p + 16;
-}
-
-static void
-count_free(void *ptr)
-{
-	size_t	   *p;
-
-	if (ptr == NULL)
-		return;
-	p = (size_t *) ((char *) ptr - 16);
-	live_bytes -= p[0];
-	free(p);
-}
+#include "count_alloc.h"
 
 static double
 now(void)
