@@ -112,15 +112,24 @@ tp_authorize(const char *client, const char *header, size_t header_len)
 	}
 }
 
-/* authorize(client, authorization DEFAULT NULL) RETURNS void */
-Datum
-tgtp_authorize(PG_FUNCTION_ARGS)
+/*
+ * authorize() with the header taken from argument argno of a SQL function
+ * (NULL: request.headers is read).  Every profile function starts here.
+ */
+void
+tp_authorize_arg(FunctionCallInfo fcinfo, const char *client, int argno)
 {
-	char	   *client = tp_text_arg(fcinfo, 0, "client");
-	text	   *header = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	text	   *header = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
 
 	tp_authorize(client,
 				 header ? VARDATA_ANY(header) : NULL,
 				 header ? VARSIZE_ANY_EXHDR(header) : 0);
+}
+
+/* authorize(client, authorization DEFAULT NULL) RETURNS void */
+Datum
+tgtp_authorize(PG_FUNCTION_ARGS)
+{
+	tp_authorize_arg(fcinfo, tp_text_arg(fcinfo, 0, "client"), 1);
 	PG_RETURN_VOID();
 }

@@ -1018,7 +1018,6 @@ Datum
 tgtp_bulk_update(PG_FUNCTION_ARGS)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
-	text	   *header = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
 	Batch		b;
 	TpSettings	s;
 	text	   *batch;
@@ -1031,8 +1030,7 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	bool		nulls[8] = {0};
 	char	   *actor = tp_caller_name();
 
-	tp_authorize(client, header ? VARDATA_ANY(header) : NULL,
-				 header ? VARSIZE_ANY_EXHDR(header) : 0);
+	tp_authorize_arg(fcinfo, client, 2);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1100,14 +1098,12 @@ tgtp_batch_status(PG_FUNCTION_ARGS)
 		2, {TEXTOID, INT8OID}
 	};
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
-	text	   *header = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
 	TpPrivState st;
 	Datum		v[2];
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
 
-	tp_authorize(client, header ? VARDATA_ANY(header) : NULL,
-				 header ? VARSIZE_ANY_EXHDR(header) : 0);
+	tp_authorize_arg(fcinfo, client, 2);
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	tp_begin(&st, true);

@@ -147,15 +147,6 @@ check_id_arg(const char *what, const char *id)
 				 errmsg("%s", why)));
 }
 
-/* The header argument at argno, or NULL (then request.headers is read). */
-static void
-authorize_call(FunctionCallInfo fcinfo, const char *client, int argno)
-{
-	text	   *h = PG_ARGISNULL(argno) ? NULL : PG_GETARG_TEXT_PP(argno);
-
-	tp_authorize(client, h ? VARDATA_ANY(h) : NULL, h ? VARSIZE_ANY_EXHDR(h) : 0);
-}
-
 static char *
 opt_text(FunctionCallInfo fcinfo, int argno)
 {
@@ -327,7 +318,7 @@ tgtp_upsert_profile(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, false};
 	int			round;
 
-	authorize_call(fcinfo, client, 4);
+	tp_authorize_arg(fcinfo, client, 4);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -396,7 +387,7 @@ tgtp_get_profile(PG_FUNCTION_ARGS)
 	ProfileRow	row;
 	StringInfoData buf;
 
-	authorize_call(fcinfo, client, 3);
+	tp_authorize_arg(fcinfo, client, 3);
 	pc_id = opt_text(fcinfo, 1);
 	tpid = opt_text(fcinfo, 2);
 	find_profile(client, pc_id, tpid, &row);
@@ -435,7 +426,7 @@ tgtp_delete_profile(PG_FUNCTION_ARGS)
 	Datum		v[2];
 	bool		deleted;
 
-	authorize_call(fcinfo, client, 3);
+	tp_authorize_arg(fcinfo, client, 3);
 	find_profile(client, opt_text(fcinfo, 1), opt_text(fcinfo, 2), &row);
 	if (!row.found)
 		PG_RETURN_BOOL(false);

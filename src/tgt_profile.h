@@ -91,6 +91,7 @@ extern void tp_require_client(const char *client, TpSettings *out);
 
 /* authorize.c */
 extern void tp_authorize(const char *client, const char *header, size_t header_len);
+extern void tp_authorize_arg(FunctionCallInfo fcinfo, const char *client, int argno);
 
 /* request_headers.c */
 extern char *tp_header_from_request(void);
