@@ -17,6 +17,7 @@ OBJS = \
 	src/clients.o \
 	src/attributes.o \
 	src/profiles.o \
+	src/profile_write.o \
 	src/bulk.o \
 	src/read_common.o \
 	src/read_adobe.o \

@@ -23,6 +23,7 @@
 #include "tgt_profile.h"
 
 #include "attributes.h"
+#include "profile_write.h"
 #include "access/detoast.h"
 #include "access/genam.h"
 #include "access/relscan.h"
@@ -99,6 +100,8 @@ struct Profile
 	char	   *tnt_id;
 	char	   *third_party_id;
 	Jsonb	   *attrs;
+	TimestampTz created_at;
+	TimestampTz updated_at;
 	TimestampTz last_seen_at;
 };
 
@@ -290,6 +293,8 @@ keep_fetched(ChunkMap *m, TupleTableSlot *slot)
 	p->tnt_id = tnt;
 	p->third_party_id = isnull ? NULL : TextDatumGetCString(tp);
 	p->attrs = DatumGetJsonbPCopy(slot_getattr(slot, 4, &isnull));
+	p->created_at = DatumGetTimestampTz(slot_getattr(slot, 5, &isnull));
+	p->updated_at = DatumGetTimestampTz(slot_getattr(slot, 6, &isnull));
 	p->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, 7, &isnull));
 	map_key(m, TP_KEY_PCID, p->tnt_id, p);
 	if (p->third_party_id)
@@ -416,28 +421,15 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 
 /* ---------- writing ---------- */
 
+/*
+ * The chunk's profiles to write, new or existing, in tnt_id order (the
+ * order their rows are locked in, so that two writers cannot deadlock).
+ */
 typedef struct WriteSet
 {
 	int			n;
-	char	  **tnt_ids;
-	char	  **tpids;
-	Datum	   *attrs;
-	Datum	   *tids;
-	bool	   *changed;
 	Profile   **profiles;
 } WriteSet;
-
-static void
-writeset_init(WriteSet *w, int cap)
-{
-	w->n = 0;
-	w->tnt_ids = palloc(sizeof(char *) * cap);
-	w->tpids = palloc(sizeof(char *) * cap);
-	w->attrs = palloc(sizeof(Datum) * cap);
-	w->tids = palloc(sizeof(Datum) * cap);
-	w->changed = palloc(sizeof(bool) * cap);
-	w->profiles = palloc(sizeof(Profile *) * cap);
-}
 
 static int
 cmp_profile_key(const void *a, const void *b)
@@ -445,10 +437,43 @@ cmp_profile_key(const void *a, const void *b)
 	return strcmp((*(Profile *const *) a)->tnt_id, (*(Profile *const *) b)->tnt_id);
 }
 
+static void
+profile_row(const Profile *p, TimestampTz now, TpProfileRow *row)
+{
+	row->tnt_id = p->tnt_id;
+	row->third_party_id = p->third_party_id;
+	row->attributes = p->attrs;
+	row->created_at = p->is_new ? now : p->created_at;
+	row->updated_at = p->is_new || p->changed ? now : p->updated_at;
+	row->last_seen_at = now;
+}
+
+/* ----- through SQL: when the table has triggers (see profile_write.c) ----- */
+
 static Datum
 array_of(Datum *items, int n, Oid type, int16 len, bool byval, char align)
 {
 	return PointerGetDatum(construct_array(items, n, type, len, byval, align));
+}
+
+static Datum
+tnt_id_array(WriteSet *w)
+{
+	Datum	   *tnt = palloc(sizeof(Datum) * w->n);
+
+	for (int i = 0; i < w->n; i++)
+		tnt[i] = CStringGetTextDatum(w->profiles[i]->tnt_id);
+	return array_of(tnt, w->n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static Datum
+attrs_array(WriteSet *w)
+{
+	Datum	   *attrs = palloc(sizeof(Datum) * w->n);
+
+	for (int i = 0; i < w->n; i++)
+		attrs[i] = JsonbPGetDatum(w->profiles[i]->attrs);
+	return array_of(attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
 }
 
 /* Mark the profiles whose write did not happen (RETURNING lacked them). */
@@ -478,7 +503,7 @@ mark_misses(WriteSet *w)
 	{
 		char		hk[HKEY_LEN];
 
-		hash_key(hk, TP_KEY_PCID, w->tnt_ids[i]);
+		hash_key(hk, TP_KEY_PCID, w->profiles[i]->tnt_id);
 		if (hash_search(done, hk, HASH_FIND, NULL) == NULL)
 		{
 			w->profiles[i]->conflict = true;
@@ -497,15 +522,149 @@ mark_misses(WriteSet *w)
 	"SELECT $1, u.t, u.p, u.a, $5, $5, $5 " \
 	"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(t, p, a) "
 
+static void
+insert_args(Batch *b, WriteSet *w, Datum *v)
+{
+	Datum	   *tp = palloc(sizeof(Datum) * w->n);
+	bool	   *tpnull = palloc(sizeof(bool) * w->n);
+	int			dims[1] = {w->n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < w->n; i++)
+	{
+		const char *id = w->profiles[i]->third_party_id;
+
+		tpnull[i] = (id == NULL);
+		tp[i] = id ? CStringGetTextDatum(id) : (Datum) 0;
+	}
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = tnt_id_array(w);
+	v[2] = PointerGetDatum(construct_md_array(tp, tpnull, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	v[3] = attrs_array(w);
+	v[4] = TimestampTzGetDatum(tp_now());
+}
+
+/*
+ * The UPDATE joins the chunk's arrays to the rows by ctid.  Its plan is
+ * made once and kept, perhaps while the table is still empty or its
+ * statistics stale; the one plan whose cost per row does not depend on the
+ * table is a nested loop over a TID scan, so that is the only one offered
+ * (at a GUC level of its own, undone at once).
+ */
+static void
+exec_by_tid(TpPlan *plan, Datum *v)
+{
+	static const char *const off[] = {
+		"enable_seqscan", "enable_indexscan", "enable_indexonlyscan",
+		"enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"
+	};
+	int			level = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	(void) tp_exec(plan, v, NULL, false, 0);
+	AtEOXact_GUC(true, level);
+}
+
+static int
+update_by_sql(Batch *b, WriteSet *w)
+{
+	static TpPlan plan = {
+		"UPDATE tgt_profile.profiles p "
+		"   SET attributes = u.a, last_seen_at = $6, "
+		"       updated_at = CASE WHEN u.c THEN $6 ELSE p.updated_at END "
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(t, id, a, c) "
+		" WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.tnt_id OPERATOR(pg_catalog.=) u.t "
+		"   AND p.ctid OPERATOR(pg_catalog.=) u.id "
+		"RETURNING p.tnt_id",
+		6, {TEXTOID, TEXTARRAYOID, TIDARRAYOID, JSONBARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
+	};
+	Datum		v[6];
+	Datum	   *tids = palloc(sizeof(Datum) * w->n);
+	Datum	   *chg = palloc(sizeof(Datum) * w->n);
+
+	for (int i = 0; i < w->n; i++)
+	{
+		tids[i] = PointerGetDatum(&w->profiles[i]->tid);
+		chg[i] = BoolGetDatum(w->profiles[i]->changed);
+	}
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = tnt_id_array(w);
+	v[2] = array_of(tids, w->n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT);
+	v[3] = attrs_array(w);
+	v[4] = array_of(chg, w->n, BOOLOID, 1, true, TYPALIGN_CHAR);
+	v[5] = TimestampTzGetDatum(tp_now());
+	exec_by_tid(&plan, v);
+	return mark_misses(w);
+}
+
+/* ----- directly (profile_write.c) ----- */
+
+/* Insert the new profiles; false when the table must be written by SQL. */
+static bool
+insert_direct(Batch *b, WriteSet *w)
+{
+	TpRowWriter *wr = tp_writer_open(b->client, CMD_INSERT);
+	TimestampTz now = tp_now();
+
+	if (wr == NULL)
+		return false;
+	for (int i = 0; i < w->n; i++)
+	{
+		TpProfileRow row;
+
+		CHECK_FOR_INTERRUPTS();
+		profile_row(w->profiles[i], now, &row);
+		tp_writer_insert(wr, &row);
+	}
+	tp_writer_close(wr);
+	return true;
+}
+
+/*
+ * Write the changed profiles at the row versions the fetch read; a profile
+ * changed concurrently since is marked to be merged again.  Returns the
+ * number of such misses.
+ */
+static int
+update_existing(Batch *b, WriteSet *w)
+{
+	TpRowWriter *wr;
+	TimestampTz now = tp_now();
+	int			misses = 0;
+
+	if (w->n == 0)
+		return 0;
+	wr = tp_writer_open(b->client, CMD_UPDATE);
+	if (wr == NULL)
+		return update_by_sql(b, w);
+	for (int i = 0; i < w->n; i++)
+	{
+		Profile    *p = w->profiles[i];
+		TpProfileRow row;
+
+		CHECK_FOR_INTERRUPTS();
+		profile_row(p, now, &row);
+		if (!tp_writer_update(wr, &p->tid, &row))
+		{
+			p->conflict = true;
+			misses++;
+		}
+	}
+	tp_writer_close(wr);
+	return misses;
+}
+
 /*
  * Insert the chunk's new profiles.  The fetch has just found none of their
- * keys, so a plain INSERT (one unique check per index, the one it makes
+ * keys, so a plain insert (one unique check per index, the one it makes
  * anyway) nearly always succeeds; only when a concurrent upsert created one
  * of them meanwhile does it fail, inside a subtransaction, and the slower
  * INSERT ... ON CONFLICT DO NOTHING tells which ones to merge again.
  */
 static bool
-try_plain_insert(Datum *v)
+try_plain_insert(Batch *b, WriteSet *w)
 {
 	static TpPlan plain = {INSERT_SQL, 5,
 	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}};
@@ -517,7 +676,13 @@ try_plain_insert(Datum *v)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		(void) tp_exec(&plain, v, NULL, false, 0);
+		if (!insert_direct(b, w))
+		{
+			Datum		v[5];
+
+			insert_args(b, w, v);
+			(void) tp_exec(&plain, v, NULL, false, 0);
+		}
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -548,85 +713,11 @@ insert_new(Batch *b, WriteSet *w)
 	static TpPlan careful = {INSERT_SQL "ON CONFLICT DO NOTHING RETURNING tnt_id", 5,
 	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}};
 	Datum		v[5];
-	Datum	   *tnt = palloc(sizeof(Datum) * Max(w->n, 1));
-	Datum	   *tp = palloc(sizeof(Datum) * Max(w->n, 1));
-	bool	   *tpnull = palloc(sizeof(bool) * Max(w->n, 1));
-	int			dims[1] = {w->n};
-	int			lbs[1] = {1};
 
-	if (w->n == 0)
+	if (w->n == 0 || try_plain_insert(b, w))
 		return 0;
-	for (int i = 0; i < w->n; i++)
-	{
-		tnt[i] = CStringGetTextDatum(w->tnt_ids[i]);
-		tpnull[i] = (w->tpids[i] == NULL);
-		tp[i] = tpnull[i] ? (Datum) 0 : CStringGetTextDatum(w->tpids[i]);
-	}
-	v[0] = CStringGetTextDatum(b->client);
-	v[1] = array_of(tnt, w->n, TEXTOID, -1, false, TYPALIGN_INT);
-	v[2] = PointerGetDatum(construct_md_array(tp, tpnull, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	v[3] = array_of(w->attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
-	v[4] = TimestampTzGetDatum(tp_now());
-	if (try_plain_insert(v))
-		return 0;
+	insert_args(b, w, v);
 	(void) tp_exec(&careful, v, NULL, false, 0);
-	return mark_misses(w);
-}
-
-/*
- * The UPDATE joins the chunk's arrays to the rows by ctid.  Its plan is
- * made once and kept, perhaps while the table is still empty or its
- * statistics stale; the one plan whose cost per row does not depend on the
- * table is a nested loop over a TID scan, so that is the only one offered
- * (at a GUC level of its own, undone at once).
- */
-static void
-exec_by_tid(TpPlan *plan, Datum *v)
-{
-	static const char *const off[] = {
-		"enable_seqscan", "enable_indexscan", "enable_indexonlyscan",
-		"enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"
-	};
-	int			level = NewGUCNestLevel();
-
-	for (int i = 0; i < lengthof(off); i++)
-		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	(void) tp_exec(plan, v, NULL, false, 0);
-	AtEOXact_GUC(true, level);
-}
-
-static int
-update_existing(Batch *b, WriteSet *w)
-{
-	static TpPlan plan = {
-		"UPDATE tgt_profile.profiles p "
-		"   SET attributes = u.a, last_seen_at = $6, "
-		"       updated_at = CASE WHEN u.c THEN $6 ELSE p.updated_at END "
-		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(t, id, a, c) "
-		" WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.tnt_id OPERATOR(pg_catalog.=) u.t "
-		"   AND p.ctid OPERATOR(pg_catalog.=) u.id "
-		"RETURNING p.tnt_id",
-		6, {TEXTOID, TEXTARRAYOID, TIDARRAYOID, JSONBARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
-	};
-	Datum		v[6];
-	Datum	   *tnt = palloc(sizeof(Datum) * Max(w->n, 1));
-	Datum	   *chg = palloc(sizeof(Datum) * Max(w->n, 1));
-
-	if (w->n == 0)
-		return 0;
-	for (int i = 0; i < w->n; i++)
-	{
-		tnt[i] = CStringGetTextDatum(w->tnt_ids[i]);
-		chg[i] = BoolGetDatum(w->changed[i]);
-	}
-	v[0] = CStringGetTextDatum(b->client);
-	v[1] = array_of(tnt, w->n, TEXTOID, -1, false, TYPALIGN_INT);
-	v[2] = array_of(w->tids, w->n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT);
-	v[3] = array_of(w->attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
-	v[4] = array_of(chg, w->n, BOOLOID, 1, true, TYPALIGN_CHAR);
-	v[5] = TimestampTzGetDatum(tp_now());
-	exec_by_tid(&plan, v);
 	return mark_misses(w);
 }
 
@@ -655,19 +746,14 @@ write_profiles(Batch *b, ChunkMap *m)
 	}
 	qsort(list, n, sizeof(Profile *), cmp_profile_key);
 
-	writeset_init(&ins, Max(n, 1));
-	writeset_init(&upd, Max(n, 1));
+	ins.profiles = palloc(sizeof(Profile *) * Max(n, 1));
+	upd.profiles = palloc(sizeof(Profile *) * Max(n, 1));
+	ins.n = upd.n = 0;
 	for (int i = 0; i < n; i++)
 	{
 		WriteSet   *w = list[i]->is_new ? &ins : &upd;
 
-		w->tnt_ids[w->n] = list[i]->tnt_id;
-		w->tpids[w->n] = list[i]->third_party_id;
-		w->attrs[w->n] = JsonbPGetDatum(list[i]->attrs);
-		w->tids[w->n] = PointerGetDatum(&list[i]->tid);
-		w->changed[w->n] = list[i]->changed;
-		w->profiles[w->n] = list[i];
-		w->n++;
+		w->profiles[w->n++] = list[i];
 	}
 	return update_existing(b, &upd) + insert_new(b, &ins);
 }

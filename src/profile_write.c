@@ -1,0 +1,289 @@
+/*-------------------------------------------------------------------------
+ *
+ * profile_write.c
+ *	  Writing profile rows the way COPY and logical replication do: straight
+ *	  into the table and its indexes, without an SQL statement.
+ *
+ * A bulk update writes tens of thousands of rows a chunk.  Through SQL each
+ * chunk paid for building arrays, unnesting them, planning-cache checks,
+ * executor start-up and a join back by ctid (a TID rescan per row); here a
+ * new row costs what it costs COPY (heap_multi_insert, then one entry per
+ * index) and a changed row what it costs logical replication's apply
+ * (table_tuple_update at the row version that was read, then the index
+ * entries when the update is not HOT).
+ *
+ * The rules SQL would apply still apply: NOT NULL and CHECK constraints
+ * (ExecConstraints), unique indexes (checked by the index insert, 23505),
+ * partition constraints, replica identity for published tables.  What is
+ * not done here is firing triggers and enforcing forced row-level security:
+ * tp_writer_open() returns NULL for a table that has either (or a shape
+ * other than the one the extension created), and the caller writes through
+ * SQL instead.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tgt_profile.h"
+
+#include "profile_write.h"
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/sysattr.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/* Buffered new rows, flushed together (COPY's limits). */
+#define WRITE_BUFFER_ROWS	1000
+#define WRITE_BUFFER_BYTES	65535
+
+/* profiles' columns, in the order the install script creates them */
+enum
+{
+	COL_CLIENT = 1,
+	COL_TNT_ID,
+	COL_THIRD_PARTY_ID,
+	COL_ATTRIBUTES,
+	COL_CREATED_AT,
+	COL_UPDATED_AT,
+	COL_LAST_SEEN_AT,
+	PROFILE_NATTS = COL_LAST_SEEN_AT
+};
+
+static const Oid column_types[PROFILE_NATTS] = {
+	TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID
+};
+
+struct TpRowWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	Datum		client;
+	BulkInsertState bistate;	/* inserts only */
+	TupleTableSlot *slots[WRITE_BUFFER_ROWS];
+	int			nbuffered;
+	Size		buffered_bytes;
+	TupleTableSlot *update_slot;
+};
+
+/*
+ * Can rows be written here without SQL?  Not when a trigger would have to
+ * fire, when row-level security is forced on the owner, or when the table's
+ * columns are not the ones the extension created.
+ */
+static bool
+writable_directly(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->trigdesc != NULL || rel->rd_rel->relforcerowsecurity)
+		return false;
+	if (desc->natts != PROFILE_NATTS)
+		return false;
+	for (int i = 0; i < PROFILE_NATTS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != column_types[i] || att->attgenerated)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The executor state the index and constraint code expects: a one-entry
+ * range table (the error paths report the row with its column privileges,
+ * the index code asks which columns an update changes) and a result
+ * relation with its indexes open.
+ */
+static void
+init_estate(TpRowWriter *w, CmdType op)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(w->rel);
+	rte->relkind = w->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = op == CMD_INSERT ? ACL_INSERT : ACL_UPDATE;
+	if (op == CMD_UPDATE)
+	{
+		/* an update changes these three; the key columns never */
+		rte->updatedCols = bms_make_singleton(COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_add_member(rte->updatedCols, COL_UPDATED_AT - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_add_member(rte->updatedCols, COL_LAST_SEEN_AT - FirstLowInvalidHeapAttributeNumber);
+	}
+	w->estate = CreateExecutorState();
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->estate->es_snapshot = GetActiveSnapshot();
+
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	CheckValidResultRel(w->rri, op);
+	ExecOpenIndices(w->rri, false);
+}
+
+/*
+ * Start writing the client's profiles (op: CMD_INSERT or CMD_UPDATE), or
+ * NULL when the table must be written through SQL (see writable_directly).
+ * Must run as the owner, like the SQL it replaces.
+ */
+TpRowWriter *
+tp_writer_open(const char *client, CmdType op)
+{
+	TpRowWriter *w = palloc0(sizeof(TpRowWriter));
+	Relation	idx;
+
+	tp_open_profiles(client, "profiles_pkey", RowExclusiveLock, &w->rel, &idx);
+	index_close(idx, RowExclusiveLock);
+	if (!writable_directly(w->rel))
+	{
+		table_close(w->rel, RowExclusiveLock);
+		pfree(w);
+		return NULL;
+	}
+	w->client = CStringGetTextDatum(client);
+	init_estate(w, op);
+	if (op == CMD_INSERT)
+		w->bistate = GetBulkInsertState();
+	else
+		w->update_slot = table_slot_create(w->rel, NULL);
+	return w;
+}
+
+static void
+check_row(TpRowWriter *w, TupleTableSlot *slot)
+{
+	ExecConstraints(w->rri, slot, w->estate);
+	if (w->rel->rd_rel->relispartition)
+		ExecPartitionCheck(w->rri, slot, w->estate, true);
+}
+
+static void
+fill_row(TpRowWriter *w, TupleTableSlot *slot, const TpProfileRow *row)
+{
+	Datum	   *v = slot->tts_values;
+	bool	   *n = slot->tts_isnull;
+
+	ExecClearTuple(slot);
+	v[COL_CLIENT - 1] = w->client;
+	v[COL_TNT_ID - 1] = CStringGetTextDatum(row->tnt_id);
+	n[COL_THIRD_PARTY_ID - 1] = (row->third_party_id == NULL);
+	v[COL_THIRD_PARTY_ID - 1] = row->third_party_id ? CStringGetTextDatum(row->third_party_id) : (Datum) 0;
+	v[COL_ATTRIBUTES - 1] = JsonbPGetDatum(row->attributes);
+	v[COL_CREATED_AT - 1] = TimestampTzGetDatum(row->created_at);
+	v[COL_UPDATED_AT - 1] = TimestampTzGetDatum(row->updated_at);
+	v[COL_LAST_SEEN_AT - 1] = TimestampTzGetDatum(row->last_seen_at);
+	n[COL_CLIENT - 1] = n[COL_TNT_ID - 1] = n[COL_ATTRIBUTES - 1] = false;
+	n[COL_CREATED_AT - 1] = n[COL_UPDATED_AT - 1] = n[COL_LAST_SEEN_AT - 1] = false;
+	ExecStoreVirtualTuple(slot);
+}
+
+/* Write the buffered new rows to the table, then their index entries. */
+void
+tp_writer_flush(TpRowWriter *w)
+{
+	ExprContext *econtext = GetPerTupleExprContext(w->estate);
+
+	MemoryContext old;
+
+	if (w->nbuffered == 0)
+		return;
+	/* the heap code leaves its working copies in the current context */
+	old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	table_multi_insert(w->rel, w->slots, w->nbuffered, w->estate->es_output_cid,
+					   0, w->bistate);
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < w->nbuffered; i++)
+	{
+		/* a unique index that already holds the key raises 23505 here */
+		if (w->rri->ri_NumIndices > 0)
+			list_free(ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
+											false, false, NULL, NIL));
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nbuffered = 0;
+	w->buffered_bytes = 0;
+	ResetExprContext(econtext);
+}
+
+/* Add a new profile row (written by the next flush). */
+void
+tp_writer_insert(TpRowWriter *w, const TpProfileRow *row)
+{
+	TupleTableSlot *slot;
+
+	if (w->slots[w->nbuffered] == NULL)
+		w->slots[w->nbuffered] = table_slot_create(w->rel, NULL);
+	slot = w->slots[w->nbuffered];
+	fill_row(w, slot, row);
+	check_row(w, slot);
+	w->nbuffered++;
+	w->buffered_bytes += VARSIZE(row->attributes) + 64;
+	if (w->nbuffered == WRITE_BUFFER_ROWS || w->buffered_bytes > WRITE_BUFFER_BYTES)
+		tp_writer_flush(w);
+}
+
+/*
+ * Replace the row version at tid, the one the caller read, with row.
+ * Returns false when that version is no longer the latest (a concurrent
+ * update or delete committed since): the caller reads the row again.
+ */
+bool
+tp_writer_update(TpRowWriter *w, ItemPointer tid, const TpProfileRow *row)
+{
+	TupleTableSlot *slot = w->update_slot;
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	res;
+
+	fill_row(w, slot, row);
+	check_row(w, slot);
+	res = table_tuple_update(w->rel, tid, slot, w->estate->es_output_cid,
+							 w->estate->es_snapshot, InvalidSnapshot,
+							 true, &tmfd, &lockmode, &update_indexes);
+	switch (res)
+	{
+		case TM_Ok:
+			break;
+		case TM_Updated:
+		case TM_Deleted:
+			/* under repeatable read a newer version is never visible */
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			return false;
+		default:
+			elog(ERROR, "unexpected result %d updating a profile", (int) res);
+	}
+	if (update_indexes && w->rri->ri_NumIndices > 0)
+		list_free(ExecInsertIndexTuples(w->rri, slot, w->estate, true, false, NULL, NIL));
+	ResetExprContext(GetPerTupleExprContext(w->estate));
+	return true;
+}
+
+/* Flush what is buffered and release everything. */
+void
+tp_writer_close(TpRowWriter *w)
+{
+	tp_writer_flush(w);
+	if (w->bistate)
+		FreeBulkInsertState(w->bistate);
+	for (int i = 0; i < WRITE_BUFFER_ROWS && w->slots[i]; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	if (w->update_slot)
+		ExecDropSingleTupleTableSlot(w->update_slot);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);	/* the lock stays until commit */
+	pfree(w);
+}
