@@ -163,14 +163,100 @@ same_scalar(const JsonbValue *a, const JsonbValue *b)
 	}
 }
 
-/* Index of the last update naming key, or -1 (last one wins). */
+/*
+ * jsonb keeps an object's keys sorted by length, then bytes, each key once
+ * (lengthCompareJsonbStringValue in jsonb_util.c); the merge below walks the
+ * stored keys and the record's names in that order.
+ */
 static int
-find_update(const tp_attr *attrs, int nattrs, const char *key, int keylen)
+key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-	for (int i = nattrs - 1; i >= 0; i--)
-		if (attrs[i].name_len == (size_t) keylen && memcmp(attrs[i].name, key, keylen) == 0)
-			return i;
-	return -1;
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	return memcmp(a, b, alen);
+}
+
+static int
+cmp_attr_ptr(const void *x, const void *y)
+{
+	const tp_attr *a = *(const tp_attr *const *) x;
+	const tp_attr *b = *(const tp_attr *const *) y;
+	int			c = key_cmp(a->name, a->name_len, b->name, b->name_len);
+
+	/* equal names keep the record's order: the last one wins */
+	if (c == 0)
+		c = a < b ? -1 : (a > b ? 1 : 0);
+	return c;
+}
+
+/* The record's attributes in key order, only the last of each name. */
+static int
+sorted_updates(const tp_attr *attrs, int nattrs, const tp_attr **out)
+{
+	int			n = 0;
+
+	for (int i = 0; i < nattrs; i++)
+		out[i] = &attrs[i];
+	if (nattrs > 1)
+		qsort(out, nattrs, sizeof(tp_attr *), cmp_attr_ptr);
+	for (int i = 0; i < nattrs; i++)
+	{
+		if (i + 1 < nattrs &&
+			key_cmp(out[i]->name, out[i]->name_len, out[i + 1]->name, out[i + 1]->name_len) == 0)
+			continue;			/* a later one of the same name decides */
+		out[n++] = out[i];
+	}
+	return n;
+}
+
+/* The stored pairs of a profile's attributes, in key order. */
+static int
+stored_pairs(Jsonb *old, JsonbPair *pairs, bool *nested)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	k;
+	int			n = 0;
+
+	if (old == NULL)
+		return 0;
+	it = JsonbIteratorInit(&old->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		pairs[n].key = k;
+		(void) JsonbIteratorNext(&it, &pairs[n].value, true);
+		/* a nested value can only have been stored by hand */
+		*nested |= (pairs[n].value.type == jbvBinary);
+		n++;
+	}
+	return n;
+}
+
+/* An object of sorted, distinct pairs as jsonb. */
+static Jsonb *
+build_object(JsonbPair *pairs, int n, bool nested)
+{
+	JsonbValue	obj;
+	JsonbParseState *state = NULL;
+
+	if (!nested)
+	{
+		/* already in jsonb's order: converted as it is, nothing re-sorted */
+		obj.type = jbvObject;
+		obj.val.object.nPairs = n;
+		obj.val.object.pairs = pairs;
+		return JsonbValueToJsonb(&obj);
+	}
+	/* a nested value is a container to unpack: pushJsonbValue does that */
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		pushJsonbValue(&state, WJB_KEY, &pairs[i].key);
+		pushJsonbValue(&state, WJB_VALUE, &pairs[i].value);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 /*
@@ -182,62 +268,52 @@ Jsonb *
 tp_attrs_merge(Jsonb *old, const tp_attr *attrs, int nattrs, bool *changed,
 			   char *buf, size_t buflen, const char **why)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue	k,
-				v;
-	Jsonb	   *result;
+	int			nold = old ? (int) JsonContainerSize(&old->root) : 0;
+	const tp_attr **upd = palloc(sizeof(tp_attr *) * Max(nattrs, 1));
+	JsonbPair  *stored = palloc(sizeof(JsonbPair) * Max(nold, 1));
+	JsonbPair  *out = palloc(sizeof(JsonbPair) * Max(nold + nattrs, 1));
+	bool		nested = false;
 	bool		any = (old == NULL);
+	int			nupd,
+				i = 0,
+				j = 0,
+				n = 0;
+	Jsonb	   *result;
 
 	*why = NULL;
-	/* did anything change? */
-	for (int i = 0; i < nattrs && !any; i++)
+	nupd = sorted_updates(attrs, nattrs, upd);
+	nold = stored_pairs(old, stored, &nested);
+	while (i < nold || j < nupd)
 	{
-		JsonbValue *cur;
+		const tp_attr *a = j < nupd ? upd[j] : NULL;
+		int			c = i >= nold ? 1 : (a == NULL ? -1 :
+										 key_cmp(stored[i].key.val.string.val, stored[i].key.val.string.len,
+												 a->name, a->name_len));
 
-		if (find_update(attrs, nattrs, attrs[i].name, attrs[i].name_len) != i)
-			continue;			/* a later update of the same name decides */
-		cur = getKeyJsonValueFromContainer(&old->root, attrs[i].name, attrs[i].name_len, NULL);
-		if (attrs[i].kind == TP_VAL_NULL)
-			any = (cur != NULL);
-		else
+		if (c < 0)
 		{
-			attr_value(&attrs[i], &v);
-			any = (cur == NULL || !same_scalar(cur, &v));
+			out[n++] = stored[i++];		/* kept as it is */
+			continue;
 		}
+		/* the record names this attribute: set it, or remove it (null) */
+		if (a->kind != TP_VAL_NULL)
+		{
+			set_string(&out[n].key, a->name, a->name_len);
+			attr_value(a, &out[n].value);
+			any |= (c > 0 || !same_scalar(&stored[i].value, &out[n].value));
+			n++;
+		}
+		else
+			any |= (c == 0);
+		if (c == 0)
+			i++;
+		j++;
 	}
 	*changed = any;
 	if (!any)
 		return old;
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	if (old != NULL)
-	{
-		JsonbIterator *it = JsonbIteratorInit(&old->root);
-		JsonbIteratorToken tok;
-
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-		{
-			if (tok != WJB_KEY)
-				continue;
-			tok = JsonbIteratorNext(&it, &v, true);
-			if (find_update(attrs, nattrs, k.val.string.val, k.val.string.len) >= 0)
-				continue;		/* replaced or removed below */
-			pushJsonbValue(&state, WJB_KEY, &k);
-			pushJsonbValue(&state, WJB_VALUE, &v);
-		}
-	}
-	for (int i = 0; i < nattrs; i++)
-	{
-		if (attrs[i].kind == TP_VAL_NULL ||
-			find_update(attrs, nattrs, attrs[i].name, attrs[i].name_len) != i)
-			continue;
-		set_string(&k, attrs[i].name, attrs[i].name_len);
-		attr_value(&attrs[i], &v);
-		pushJsonbValue(&state, WJB_KEY, &k);
-		pushJsonbValue(&state, WJB_VALUE, &v);
-	}
-	result = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
-
+	result = build_object(out, n, nested);
 	if (VARSIZE(result) > (Size) tgtp_max_profile_bytes)
 	{
 		*why = reason(buf, buflen,
