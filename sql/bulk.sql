@@ -429,6 +429,23 @@ UPDATE tgt_profile.profiles SET attributes = '{"n": {"x": [1, 2]}, "a": "1"}'
 SELECT * FROM public.bulk(E'batch=pcId,b,zz\nwr-1,2,3\n');
 SELECT attributes, attributes = '{"a": "1", "b": "2", "n": {"x": [1, 2]}, "zz": "3"}'::jsonb AS equal
   FROM tgt_profile.profiles WHERE client = 'bulk' AND tnt_id = 'wr-1';
+-- A chunk (10,000 records) whose keys all are new is written without
+-- reading its keys first, and so is the next one; when a key of that one
+-- exists after all, the chunk starts over reading them: the counts, merges
+-- and reasons are those of a chunk whose keys were read.
+SELECT status FROM tgt_profile.upsert_profile('bulk', jsonb_build_object('big', repeat('x', 60)), 'opt-old');
+SET tgt_profile.max_profile_bytes = 100;
+SELECT * FROM public.bulk(concat_ws(E'\n',
+	(SELECT string_agg(format('{"pcId": "opt-%s", "a": %s}', i, i), E'\n' ORDER BY i) FROM generate_series(1, 10000) i),
+	'{"pcId": "opt-new", "a": 1}',
+	format('{"pcId": "opt-old", "b": "%s"}', repeat('y', 40)),  -- fits alone, not merged
+	'{"pcId": "opt-old", "c": 1}',
+	'{"pcId": "opt-5", "a": 50}'));
+SELECT * FROM public.rejects();
+RESET tgt_profile.max_profile_bytes;
+SELECT * FROM public.bulk_profiles('opt-_');
+SELECT * FROM public.bulk_profiles('opt-old') UNION ALL SELECT * FROM public.bulk_profiles('opt-new');
+SELECT count(*) AS opt_profiles FROM tgt_profile.profiles WHERE client = 'bulk' AND tnt_id LIKE 'opt-%';
 -- A CHECK constraint a DBA adds holds for new and for updated rows: the
 -- violating batch fails whole (23514), nothing of it applied.
 ALTER TABLE tgt_profile.profiles ADD CONSTRAINT regress_no_forbidden CHECK (NOT attributes ? 'forbidden');

@@ -136,6 +136,8 @@ typedef struct Batch
 	const char *client;
 	int64		batch_id;
 	bool		create_missing;
+	bool		assume_new;		/* this chunk's keys are taken to be new */
+	int64		found;			/* existing profiles the last read found */
 	int64		row_limit;		/* max_batch_rows or what the quota leaves */
 	bool		quota_bound;	/* row_limit comes from the daily quota */
 	BatchCounts counts;
@@ -308,7 +310,7 @@ keep_fetched(ChunkMap *m, TupleTableSlot *slot)
  * after a command counter increment, so it sees the earlier chunks' writes
  * and (read committed) what others committed meanwhile.
  */
-static void
+static int
 fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 {
 	Relation	rel;
@@ -318,9 +320,10 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 	TupleTableSlot *slot;
 	ScanKeyData sk[2];
 	Datum		client = CStringGetTextDatum(b->client);
+	int			found = 0;
 
 	if (nkeys == 0)
-		return;
+		return 0;
 	qsort(keys, nkeys, sizeof(char *), cmp_str);
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
@@ -338,13 +341,17 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 		sk[1].sk_collation = idx->rd_indcollation[1];
 		index_rescan(scan, sk, 2, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
 			keep_fetched(m, slot);
+			found++;
+		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
+	return found;
 }
 
 /* ---------- merging ---------- */
@@ -707,6 +714,7 @@ try_plain_insert(Batch *b, WriteSet *w)
 	return ok;
 }
 
+/* Insert the new profiles; returns the misses, or -1 (see KEYS_EXIST). */
 static int
 insert_new(Batch *b, WriteSet *w)
 {
@@ -716,14 +724,17 @@ insert_new(Batch *b, WriteSet *w)
 
 	if (w->n == 0 || try_plain_insert(b, w))
 		return 0;
+	if (b->assume_new)
+		return -1;				/* unread keys that exist: nothing written */
 	insert_args(b, w, v);
 	(void) tp_exec(&careful, v, NULL, false, 0);
 	return mark_misses(w);
 }
 
 /*
- * Write the chunk's new and changed profiles, in tnt_id order.  Returns how
- * many writes missed because of a concurrent change.
+ * Write the chunk's new and changed profiles, in tnt_id order, the new ones
+ * first.  Returns how many writes missed because of a concurrent change, or
+ * -1 when keys taken to be new exist (then nothing was written).
  */
 static int
 write_profiles(Batch *b, ChunkMap *m)
@@ -733,6 +744,7 @@ write_profiles(Batch *b, ChunkMap *m)
 	WriteSet	ins,
 				upd;
 	TimestampTz now = tp_now();
+	int			misses;
 
 	for (int i = 0; i < m->nprofiles; i++)
 	{
@@ -755,13 +767,33 @@ write_profiles(Batch *b, ChunkMap *m)
 
 		w->profiles[w->n++] = list[i];
 	}
-	return update_existing(b, &upd) + insert_new(b, &ins);
+	misses = insert_new(b, &ins);
+	if (misses < 0)
+		return misses;
+	return misses + update_existing(b, &upd);
 }
 
 /* ---------- one chunk ---------- */
 
-/* Fetch, merge and write the pending records; true when all writes took. */
-static bool
+typedef enum ApplyResult
+{
+	APPLIED,					/* every pending record applied */
+	WRITES_MISSED,				/* concurrent changes: merge those again */
+	KEYS_EXIST					/* keys taken to be new exist: start over */
+} ApplyResult;
+
+/*
+ * Fetch, merge and write the pending records.
+ *
+ * Reading a key that does not exist costs an index descent, the same as the
+ * insert's own unique check after it; a batch of new profiles would pay it
+ * twice.  So when the previous chunk found none of its keys, this one takes
+ * them to be new and reads only the keys of empty records (whose profiles
+ * are touched only if they exist): should one of the others exist after
+ * all, the insert fails on the unique index, in its subtransaction, before
+ * anything else is written, and the chunk starts over reading every key.
+ */
+static ApplyResult
 apply_pending(Batch *b, bool *pending)
 {
 	ChunkMap   *map = new_map(b->nrecs);
@@ -772,10 +804,14 @@ apply_pending(Batch *b, bool *pending)
 	keys[0] = palloc(sizeof(char *) * Max(b->nrecs, 1));
 	keys[1] = palloc(sizeof(char *) * Max(b->nrecs, 1));
 	for (int i = 0; i < b->nrecs; i++)
-		if (pending[i])
-			keys[b->recs[i].kind][nkeys[b->recs[i].kind]++] = b->recs[i].key;
-	fetch_profiles(b, map, TP_KEY_PCID, keys[0], nkeys[0]);
-	fetch_profiles(b, map, TP_KEY_THIRD_PARTY_ID, keys[1], nkeys[1]);
+	{
+		Rec		   *r = &b->recs[i];
+
+		if (pending[i] && (!b->assume_new || r->nattrs == 0))
+			keys[r->kind][nkeys[r->kind]++] = r->key;
+	}
+	b->found = fetch_profiles(b, map, TP_KEY_PCID, keys[0], nkeys[0]) +
+		fetch_profiles(b, map, TP_KEY_THIRD_PARTY_ID, keys[1], nkeys[1]);
 
 	for (int i = 0; i < b->nrecs; i++)
 		if (pending[i])
@@ -785,6 +821,8 @@ apply_pending(Batch *b, bool *pending)
 		}
 
 	misses = write_profiles(b, map);
+	if (misses < 0)
+		return KEYS_EXIST;
 	for (int i = 0; i < b->nrecs; i++)
 	{
 		Rec		   *r = &b->recs[i];
@@ -794,7 +832,23 @@ apply_pending(Batch *b, bool *pending)
 		if (pending[i])
 			r->status = REC_PENDING;
 	}
-	return misses == 0;
+	return misses == 0 ? APPLIED : WRITES_MISSED;
+}
+
+/* Undo apply_record on the valid records: they are all pending again. */
+static void
+restart_chunk(Batch *b, const bool *valid, bool *pending)
+{
+	for (int i = 0; i < b->nrecs; i++)
+	{
+		pending[i] = valid[i];
+		if (valid[i])
+		{
+			b->recs[i].status = REC_PENDING;
+			b->recs[i].error = NULL;
+			b->recs[i].target = NULL;
+		}
+	}
 }
 
 static void
@@ -894,18 +948,29 @@ count_chunk(Batch *b)
 static void
 apply_chunk(Batch *b)
 {
+	bool	   *valid = palloc(sizeof(bool) * Max(b->nrecs, 1));
 	bool	   *pending = palloc(sizeof(bool) * Max(b->nrecs, 1));
 	int			rounds = 0;
+	ApplyResult res;
 
-	validate_chunk(b, pending);
-	while (!apply_pending(b, pending))
+	validate_chunk(b, valid);
+	memcpy(pending, valid, sizeof(bool) * b->nrecs);
+	while ((res = apply_pending(b, pending)) != APPLIED)
 	{
+		if (res == KEYS_EXIST)
+		{
+			b->assume_new = false;
+			restart_chunk(b, valid, pending);
+			continue;
+		}
 		if (++rounds >= 100)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not apply the batch: its profiles kept changing concurrently"),
 					 errhint("Retry the batch.")));
 	}
+	/* a chunk whose keys all were new suggests the next one's are too */
+	b->assume_new = b->create_missing && b->found == 0;
 	record_rejects(b);
 	count_chunk(b);
 	b->nrecs = 0;
@@ -1135,6 +1200,7 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	memset(&b, 0, sizeof(b));
 	b.client = client;
 	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	b.assume_new = b.create_missing;
 	tp_require_client(client, &s);
 
 	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
