@@ -792,6 +792,8 @@ typedef enum ApplyResult
  * are touched only if they exist): should one of the others exist after
  * all, the insert fails on the unique index, in its subtransaction, before
  * anything else is written, and the chunk starts over reading every key.
+ * The first chunk always reads its keys, so a batch of known profiles never
+ * writes (and rolls back) a row on a guess.
  */
 static ApplyResult
 apply_pending(Batch *b, bool *pending)
@@ -1200,7 +1202,6 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	memset(&b, 0, sizeof(b));
 	b.client = client;
 	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
-	b.assume_new = b.create_missing;
 	tp_require_client(client, &s);
 
 	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));

@@ -406,6 +406,19 @@ scan_number_literals(json_state *st, const char *s, const char *e)
 	}
 }
 
+static bool
+has_number(json_t *obj)
+{
+	void	   *it;
+
+	if (!json_is_object(obj))
+		return false;
+	for (it = json_object_iter(obj); it; it = json_object_iter_next(obj, it))
+		if (json_is_number(json_object_iter_value(it)))
+			return true;
+	return false;
+}
+
 /*
  * Take the parsed object into rec; false when out of memory.  A bad record
  * leaves rec->error set and no attributes.
@@ -417,7 +430,10 @@ take_record(json_state *st, json_t *obj, const char *text, const char *text_end,
 	st->cur = obj;
 	if (json_is_object(obj) && !reserve_record(st, json_object_size(obj)))
 		return false;
-	scan_number_literals(st, text, text_end);
+	/* a second pass over the text only for records that hold a number */
+	st->nlits = 0;
+	if (has_number(obj))
+		scan_number_literals(st, text, text_end);
 	rec->error = fill_record(st, obj, rec);
 	if (rec->error)
 		rec->nattrs = 0;
