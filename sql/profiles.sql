@@ -22,6 +22,11 @@ SELECT tgt_profile.get_profile('web', 'p1')->'profile'->'visits' AS visits;
 SELECT status FROM tgt_profile.upsert_profile('web', '{"a": 1, "a": 2}', pc_id => 'p1');
 SELECT tgt_profile.get_profile('web', 'p1')->'profile'->'a' AS a;
 
+-- several upserts of one profile in one statement: each merges on the last
+SELECT i, u.status FROM generate_series(1, 3) i,
+	LATERAL tgt_profile.upsert_profile('web', jsonb_build_object('n' || i, i), 'same-stmt') u ORDER BY i;
+SELECT tgt_profile.get_profile('web', 'same-stmt')->'profile' AS same_stmt;
+SELECT tgt_profile.delete_profile('web', 'same-stmt') AS deleted;
 -- An unchanged upsert writes nothing: no new tuple, not even a transaction id.
 SELECT ctid AS ctid_before, xmin AS xmin_before FROM tgt_profile.profiles WHERE tnt_id = 'p1' \gset
 BEGIN;
@@ -114,6 +119,26 @@ SELECT tgt_profile.delete_profile('web', 'p1') AS deleted, tgt_profile.delete_pr
 SELECT count(*) FROM tgt_profile.upsert_profile('web', '{}', third_party_id => 'crm-5');
 SELECT tgt_profile.delete_profile('web', third_party_id => 'crm-5') AS by_tpid;
 SELECT public.state($$SELECT tgt_profile.delete_profile('web')$$) AS no_key;
+
+-- A trigger a DBA adds on profiles fires for upserts too (such a table is
+-- written through SQL); the results are the same.
+CREATE TABLE public.regress_prof_written (op text, tnt_id text, third_party_id text, attributes jsonb);
+CREATE FUNCTION public.regress_prof_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.regress_prof_written VALUES (TG_OP, NEW.tnt_id, NEW.third_party_id, NEW.attributes);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER regress_prof_log AFTER INSERT OR UPDATE ON tgt_profile.profiles
+	FOR EACH ROW EXECUTE FUNCTION public.regress_prof_log();
+SELECT status FROM tgt_profile.upsert_profile('web', '{"t": 1}', 'trg-1');
+SELECT status FROM tgt_profile.upsert_profile('web', '{"t": 2}', 'trg-1', 'crm-trg');
+SELECT status FROM tgt_profile.upsert_profile('web', '{"t": 2}', 'trg-1');
+SELECT * FROM public.regress_prof_written;
+DROP TRIGGER regress_prof_log ON tgt_profile.profiles;
+DROP FUNCTION public.regress_prof_log();
+DROP TABLE public.regress_prof_written;
+SELECT tgt_profile.get_profile('web', third_party_id => 'crm-trg')->'profile' AS by_tpid;
 
 -- Under require-auth every profile function checks authorize() first.
 SELECT tgt_profile.set_require_auth('web', true);

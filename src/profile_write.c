@@ -25,7 +25,6 @@
 #include "tgt_profile.h"
 
 #include "profile_write.h"
-#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/sysattr.h"
 #include "access/tableam.h"
@@ -33,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -114,15 +114,16 @@ init_estate(TpRowWriter *w, CmdType op)
 	rte->requiredPerms = op == CMD_INSERT ? ACL_INSERT : ACL_UPDATE;
 	if (op == CMD_UPDATE)
 	{
-		/* an update changes these three; the key columns never */
-		rte->updatedCols = bms_make_singleton(COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
+		/* an update may link a third-party id; the pcId never changes */
+		rte->updatedCols = bms_make_singleton(COL_THIRD_PARTY_ID - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_add_member(rte->updatedCols, COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
 		rte->updatedCols = bms_add_member(rte->updatedCols, COL_UPDATED_AT - FirstLowInvalidHeapAttributeNumber);
 		rte->updatedCols = bms_add_member(rte->updatedCols, COL_LAST_SEEN_AT - FirstLowInvalidHeapAttributeNumber);
 	}
 	w->estate = CreateExecutorState();
 	ExecInitRangeTable(w->estate, list_make1(rte));
 	w->estate->es_output_cid = GetCurrentCommandId(true);
-	w->estate->es_snapshot = GetActiveSnapshot();
+	w->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
@@ -138,11 +139,15 @@ init_estate(TpRowWriter *w, CmdType op)
 TpRowWriter *
 tp_writer_open(const char *client, CmdType op)
 {
-	TpRowWriter *w = palloc0(sizeof(TpRowWriter));
-	Relation	idx;
+	const char *command = op == CMD_INSERT ? "INSERT" : "UPDATE";
+	TpRowWriter *w;
 
-	tp_open_profiles(client, "profiles_pkey", RowExclusiveLock, &w->rel, &idx);
-	index_close(idx, RowExclusiveLock);
+	/* what the executor checks first (25006 on a hot standby) */
+	PreventCommandIfReadOnly(command);
+	PreventCommandIfParallelMode(command);
+
+	w = palloc0(sizeof(TpRowWriter));
+	tp_open_profiles(client, NULL, RowExclusiveLock, &w->rel, NULL);
 	if (!writable_directly(w->rel))
 	{
 		table_close(w->rel, RowExclusiveLock);
@@ -234,7 +239,8 @@ tp_writer_insert(TpRowWriter *w, const TpProfileRow *row)
 /*
  * Replace the row version at tid, the one the caller read, with row.
  * Returns false when that version is no longer the latest (a concurrent
- * update or delete committed since): the caller reads the row again.
+ * update or delete committed since, or our own statement's): the caller
+ * reads the row again, with a new snapshot.
  */
 bool
 tp_writer_update(TpRowWriter *w, ItemPointer tid, const TpProfileRow *row)
@@ -254,6 +260,14 @@ tp_writer_update(TpRowWriter *w, ItemPointer tid, const TpProfileRow *row)
 	{
 		case TM_Ok:
 			break;
+		case TM_SelfModified:
+
+			/*
+			 * Our own statement wrote a newer version (say, two upserts of
+			 * one profile in one SELECT): make it visible to the next read.
+			 */
+			CommandCounterIncrement();
+			return false;
 		case TM_Updated:
 		case TM_Deleted:
 			/* under repeatable read a newer version is never visible */

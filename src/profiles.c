@@ -5,10 +5,10 @@
  *
  * upsert_profile reads the profile without a lock, merges in memory, and
  * writes only when something changed (or last_seen_at is a day old): an
- * unchanged upsert writes no tuple and no WAL.  The write is conditional on
- * the row version it read (WHERE ctid = the one read); when a concurrent
- * transaction changed or deleted the row first, the write matches nothing
- * and the upsert starts over on the newer version.  So no committed
+ * unchanged upsert writes no tuple and no WAL.  The write replaces the row
+ * version it read (profile_write.c); when a concurrent transaction changed
+ * or deleted the row first, the write does not happen and the upsert starts
+ * over on the newer version.  So no committed
  * attribute is ever lost, and nobody waits on a lock it does not need.
  *
  *-------------------------------------------------------------------------
@@ -19,6 +19,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "attributes.h"
+#include "profile_write.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -109,13 +110,16 @@ read_profile(const char *client, bool by_third_party, const char *id,
 	table_close(rel, AccessShareLock);
 }
 
+/*
+ * The snapshot an upsert reads with: the newest (read committed), and one
+ * that sees what this very statement wrote before (several upserts of one
+ * profile in one SELECT), since the write must replace the newest version.
+ */
 static Snapshot
-read_snapshot(int round)
+read_snapshot(void)
 {
-	/* the statement's snapshot first; after a conflict, the newest one */
-	if (round == 0 && ActiveSnapshotSet())
-		return GetActiveSnapshot();
-	return GetLatestSnapshot();
+	CommandCounterIncrement();
+	return RegisterSnapshot(GetTransactionSnapshot());
 }
 
 /* A random opaque tnt_id for a profile created from a third-party id. */
@@ -228,8 +232,7 @@ insert_profile(const char *client, const char *tnt_id, const char *tpid, Jsonb *
 
 /* Write the version we read; false when a concurrent change got there first. */
 static bool
-update_profile(const ProfileRow *row, const char *client, const char *tpid,
-			   Jsonb *attrs, bool changed)
+update_by_sql(const ProfileRow *row, const char *client, const TpProfileRow *written)
 {
 	static TpPlan plan = {
 		"UPDATE tgt_profile.profiles "
@@ -239,16 +242,43 @@ update_profile(const ProfileRow *row, const char *client, const char *tpid,
 		7, {TEXTOID, TEXTOID, TIDOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	};
 	Datum		v[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', tpid ? ' ' : 'n', ' ', ' '};
+	char		nulls[7] = {' ', ' ', ' ', ' ', written->third_party_id ? ' ' : 'n', ' ', ' '};
 
 	v[0] = CStringGetTextDatum(client);
 	v[1] = CStringGetTextDatum(row->tnt_id);
 	v[2] = PointerGetDatum(&row->tid);
-	v[3] = JsonbPGetDatum(attrs);
-	v[4] = tpid ? CStringGetTextDatum(tpid) : (Datum) 0;
-	v[5] = TimestampTzGetDatum(changed ? tp_now() : row->updated_at);
-	v[6] = TimestampTzGetDatum(tp_now());
+	v[3] = JsonbPGetDatum(written->attributes);
+	v[4] = written->third_party_id ? CStringGetTextDatum(written->third_party_id) : (Datum) 0;
+	v[5] = TimestampTzGetDatum(written->updated_at);
+	v[6] = TimestampTzGetDatum(written->last_seen_at);
 	return tp_exec(&plan, v, nulls, false, 0) == 1;
+}
+
+/*
+ * Write the version we read, straight into the table (profile_write.c;
+ * through SQL when the table has triggers); false when a concurrent change
+ * got there first.
+ */
+static bool
+update_profile(const ProfileRow *row, const char *client, const char *tpid,
+			   Jsonb *attrs, bool changed)
+{
+	TpProfileRow written;
+	TpRowWriter *w;
+	bool		done;
+
+	written.tnt_id = row->tnt_id;
+	written.third_party_id = tpid;
+	written.attributes = attrs;
+	written.created_at = row->created_at;
+	written.updated_at = changed ? tp_now() : row->updated_at;
+	written.last_seen_at = tp_now();
+	w = tp_writer_open(client, CMD_UPDATE);
+	if (w == NULL)
+		return update_by_sql(row, client, &written);
+	done = tp_writer_update(w, (ItemPointer) &row->tid, &written);
+	tp_writer_close(w);
+	return done;
 }
 
 static void
@@ -265,7 +295,7 @@ raise_reason(const char *why)
  */
 static bool
 upsert_round(const char *client, const char *pc_id, const char *tpid,
-			 const tp_attr *attrs, int nattrs, int round,
+			 const tp_attr *attrs, int nattrs,
 			 const char **status, char **tnt_id)
 {
 	ProfileRow	row;
@@ -274,8 +304,10 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 	Jsonb	   *merged;
 	char		buf[TP_REASON_LEN];
 	const char *why;
+	Snapshot	snap = read_snapshot();
 
-	resolve_target(client, pc_id, tpid, read_snapshot(round), &row, &link);
+	resolve_target(client, pc_id, tpid, snap, &row, &link);
+	UnregisterSnapshot(snap);
 	merged = tp_attrs_merge(row.found ? row.attributes : NULL, attrs, nattrs,
 							&changed, buf, sizeof(buf), &why);
 	if (why)
@@ -335,7 +367,7 @@ tgtp_upsert_profile(PG_FUNCTION_ARGS)
 	for (round = 0; round < MAX_ROUNDS; round++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (upsert_round(client, pc_id, tpid, attrs, nattrs, round, &status, &tnt_id))
+		if (upsert_round(client, pc_id, tpid, attrs, nattrs, &status, &tnt_id))
 			break;
 	}
 	tnt_id = MemoryContextStrdup(st.outer, tnt_id);

@@ -132,24 +132,27 @@ profiles_partition(Relation parent, const char *client)
 }
 
 /*
- * Open the relation that holds a client's profiles, and its copy of one of
- * the profiles indexes: the table itself, or the client's partition.
+ * Open the relation that holds a client's profiles, and (unless indexname
+ * is NULL) its copy of one of the profiles indexes: the table itself, or
+ * the client's partition.
  */
 void
 tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 				 Relation *rel, Relation *idx)
 {
 	Relation	parent = tp_open_table("profiles", mode);
-	Oid			index_oid = relation_oid(indexname);
+	Oid			index_oid = indexname ? relation_oid(indexname) : InvalidOid;
 
 	if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 	{
 		*rel = parent;
-		*idx = index_open(index_oid, mode);
+		if (indexname)
+			*idx = index_open(index_oid, mode);
 		return;
 	}
 	*rel = table_open(profiles_partition(parent, client), mode);
-	*idx = index_open(index_get_partition(*rel, index_oid), mode);
+	if (indexname)
+		*idx = index_open(index_get_partition(*rel, index_oid), mode);
 	table_close(parent, NoLock);	/* keep its lock until the end */
 }
 
