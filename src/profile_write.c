@@ -15,10 +15,10 @@
  * The rules SQL would apply still apply: NOT NULL and CHECK constraints
  * (ExecConstraints), unique indexes (checked by the index insert, 23505),
  * partition constraints, replica identity for published tables.  What is
- * not done here is firing triggers and enforcing forced row-level security:
- * tp_writer_open() returns NULL for a table that has either (or a shape
- * other than the one the extension created), and the caller writes through
- * SQL instead.
+ * not done here is firing triggers, applying rules and enforcing forced
+ * row-level security: tp_writer_open() returns NULL for a table that has
+ * any of them (or a shape other than the one the extension created), and
+ * the caller writes through SQL instead.
  *
  *-------------------------------------------------------------------------
  */
@@ -74,15 +74,16 @@ struct TpRowWriter
 
 /*
  * Can rows be written here without SQL?  Not when a trigger would have to
- * fire, when row-level security is forced on the owner, or when the table's
- * columns are not the ones the extension created.
+ * fire or a rule rewrite the statement, when row-level security is forced
+ * on the owner, or when the table's columns are not the ones the extension
+ * created.
  */
 static bool
 writable_directly(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	if (rel->trigdesc != NULL || rel->rd_rel->relforcerowsecurity)
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL || rel->rd_rel->relforcerowsecurity)
 		return false;
 	if (desc->natts != PROFILE_NATTS)
 		return false;
@@ -150,7 +151,7 @@ tp_writer_open(const char *client, CmdType op)
 	tp_open_profiles(client, NULL, RowExclusiveLock, &w->rel, NULL);
 	if (!writable_directly(w->rel))
 	{
-		table_close(w->rel, RowExclusiveLock);
+		table_close(w->rel, NoLock);	/* kept: the SQL statement writes next */
 		pfree(w);
 		return NULL;
 	}
