@@ -40,10 +40,19 @@ reason(char *buf, size_t buflen, const char *fmt,...)
 	return buf;
 }
 
+/*
+ * Characters in s when there may be more than limit, else 0: a string of
+ * at most limit bytes cannot have more characters, and need not be counted.
+ */
 static int
-chars(const char *s, size_t len)
+chars_over(const char *s, size_t len, int limit)
 {
-	return pg_mbstrlen_with_len(s, (int) len);
+	int			n;
+
+	if (len <= (size_t) limit)
+		return 0;
+	n = pg_mbstrlen_with_len(s, (int) len);
+	return n > limit ? n : 0;
 }
 
 /* The key of a profile: non-empty, at most max_id_length characters. */
@@ -54,8 +63,7 @@ tp_id_check(const char *what, const char *id, size_t len, char *buf, size_t bufl
 
 	if (len == 0)
 		return reason(buf, buflen, "%s is empty", what);
-	n = chars(id, len);
-	if (n > tgtp_max_id_length)
+	if ((n = chars_over(id, len, tgtp_max_id_length)) > 0)
 		return reason(buf, buflen, "%s has %d characters, more than tgt_profile.max_id_length (%d)",
 					  what, n, tgtp_max_id_length);
 	return NULL;
@@ -71,16 +79,14 @@ tp_attrs_check(const tp_attr *attrs, int nattrs, char *buf, size_t buflen)
 	for (int i = 0; i < nattrs; i++)
 	{
 		const tp_attr *a = &attrs[i];
-		int			n = a->name_len ? chars(a->name, a->name_len) : 0;
+		int			n;
 
-		if (n == 0)
+		if (a->name_len == 0)
 			return reason(buf, buflen, "an attribute name is empty");
-		if (n > tgtp_max_name_length)
+		if ((n = chars_over(a->name, a->name_len, tgtp_max_name_length)) > 0)
 			return reason(buf, buflen,
 						  "an attribute name has %d characters, more than tgt_profile.max_name_length (%d)",
 						  n, tgtp_max_name_length);
-		if (n > QUOTE_NAME_MAX)
-			continue;			/* cannot be a reserved name */
 		if ((a->name_len == 4 && memcmp(a->name, "pcId", 4) == 0) ||
 			(a->name_len == 12 && memcmp(a->name, "thirdPartyId", 12) == 0))
 			return reason(buf, buflen, "attribute name \"%.*s\" is reserved for the profile's key",
@@ -90,20 +96,17 @@ tp_attrs_check(const tp_attr *attrs, int nattrs, char *buf, size_t buflen)
 	{
 		const tp_attr *a = &attrs[i];
 		int			qlen = Min((int) a->name_len, QUOTE_NAME_MAX);
+		int			n;
 
 		if (a->kind == TP_VAL_NESTED)
 			return reason(buf, buflen,
 						  "attribute \"%.*s\" is an object or array; attribute values must be strings, numbers or booleans",
 						  qlen, a->name);
-		if (a->kind == TP_VAL_STRING || a->kind == TP_VAL_NUMBER)
-		{
-			int			n = chars(a->value, a->value_len);
-
-			if (n > tgtp_max_value_length)
-				return reason(buf, buflen,
-							  "attribute \"%.*s\" has a value of %d characters, more than tgt_profile.max_value_length (%d)",
-							  qlen, a->name, n, tgtp_max_value_length);
-		}
+		if ((a->kind == TP_VAL_STRING || a->kind == TP_VAL_NUMBER) &&
+			(n = chars_over(a->value, a->value_len, tgtp_max_value_length)) > 0)
+			return reason(buf, buflen,
+						  "attribute \"%.*s\" has a value of %d characters, more than tgt_profile.max_value_length (%d)",
+						  qlen, a->name, n, tgtp_max_value_length);
 	}
 	return NULL;
 }
