@@ -474,6 +474,22 @@ DROP TRIGGER regress_log ON tgt_profile.profiles;
 DROP FUNCTION public.regress_log_write();
 DROP TABLE public.regress_written;
 SELECT * FROM public.bulk_profiles('trg-%');
+-- A statement trigger fires once per statement that writes (on the
+-- partitioned layout it lives on the parent only, and still fires).
+CREATE TABLE public.regress_statements (op text);
+CREATE FUNCTION public.regress_log_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.regress_statements VALUES (TG_OP);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER regress_stmt AFTER INSERT ON tgt_profile.profiles
+	FOR EACH STATEMENT EXECUTE FUNCTION public.regress_log_statement();
+SELECT * FROM public.bulk(E'batch=pcId,a\nstm-1,1\nstm-2,2\n');
+SELECT op, count(*) FROM public.regress_statements GROUP BY op;
+DROP TRIGGER regress_stmt ON tgt_profile.profiles;
+DROP FUNCTION public.regress_log_statement();
+DROP TABLE public.regress_statements;
 
 -- Clean up the other clients and the helpers.
 SELECT tgt_profile.drop_client(c) FROM (VALUES ('bulk-q'), ('bulk-other')) v(c);

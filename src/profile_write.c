@@ -98,6 +98,24 @@ writable_directly(Relation rel)
 }
 
 /*
+ * A partition's parent must allow it too: SQL would write through the
+ * parent, firing its statement triggers and applying its forced policies.
+ */
+static bool
+parent_writable_directly(Relation rel)
+{
+	Relation	parent;
+	bool		ok;
+
+	if (!rel->rd_rel->relispartition)
+		return true;
+	parent = tp_open_table("profiles", NoLock);	/* locked by tp_open_profiles */
+	ok = writable_directly(parent);
+	table_close(parent, NoLock);
+	return ok;
+}
+
+/*
  * The executor state the index and constraint code expects: a one-entry
  * range table (the error paths report the row with its column privileges,
  * the index code asks which columns an update changes) and a result
@@ -149,7 +167,7 @@ tp_writer_open(const char *client, CmdType op)
 
 	w = palloc0(sizeof(TpRowWriter));
 	tp_open_profiles(client, NULL, RowExclusiveLock, &w->rel, NULL);
-	if (!writable_directly(w->rel))
+	if (!writable_directly(w->rel) || !parent_writable_directly(w->rel))
 	{
 		table_close(w->rel, NoLock);	/* kept: the SQL statement writes next */
 		pfree(w);
