@@ -959,9 +959,14 @@ apply_chunk(Batch *b)
 	memcpy(pending, valid, sizeof(bool) * b->nrecs);
 	while ((res = apply_pending(b, pending)) != APPLIED)
 	{
+		/*
+		 * Only a first round may guess: a later one would have to undo the
+		 * writes of the rounds before it.
+		 */
+		b->assume_new = false;
 		if (res == KEYS_EXIST)
 		{
-			b->assume_new = false;
+			/* nothing was written: read every key and start over */
 			restart_chunk(b, valid, pending);
 			continue;
 		}
