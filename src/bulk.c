@@ -91,18 +91,11 @@ typedef struct Rec
 /* One profile a chunk touches, as it will be after the chunk's records. */
 struct Profile
 {
-	bool		exists;			/* in the table (found by the fetch) */
-	bool		is_new;			/* created by this chunk */
+	bool		is_new;			/* created by this chunk, else found by the fetch */
 	bool		touched;		/* some record applied to it */
 	bool		changed;		/* attributes changed */
 	bool		conflict;		/* our write missed: merge again */
-	ItemPointerData tid;
-	char	   *tnt_id;
-	char	   *third_party_id;
-	Jsonb	   *attrs;
-	TimestampTz created_at;
-	TimestampTz updated_at;
-	TimestampTz last_seen_at;
+	TpProfileRow row;			/* as read, then as it will be written */
 };
 
 #define HKEY_LEN (NAMEDATALEN * 2)
@@ -268,8 +261,8 @@ resolve(ChunkMap *m, tp_key_kind kind, const char *key)
 		return NULL;
 	p = e->profile;
 	if (kind == TP_KEY_PCID)
-		return strcmp(p->tnt_id, key) == 0 ? p : NULL;
-	return p->third_party_id && strcmp(p->third_party_id, key) == 0 ? p : NULL;
+		return strcmp(p->row.tnt_id, key) == 0 ? p : NULL;
+	return p->row.third_party_id && strcmp(p->row.third_party_id, key) == 0 ? p : NULL;
 }
 
 static int
@@ -282,25 +275,21 @@ cmp_str(const void *a, const void *b)
 static void
 keep_fetched(ChunkMap *m, TupleTableSlot *slot)
 {
-	bool		isnull;
-	char	   *tnt = TextDatumGetCString(slot_getattr(slot, 2, &isnull));
-	Datum		tp = slot_getattr(slot, 3, &isnull);
+	bool		should_free;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	TpProfileRow row;
 	Profile    *p;
 
-	if (resolve(m, TP_KEY_PCID, tnt) != NULL)
+	tp_profile_row_read(tup, slot->tts_tupleDescriptor, &row);
+	if (should_free)
+		heap_freetuple(tup);
+	if (resolve(m, TP_KEY_PCID, row.tnt_id) != NULL)
 		return;					/* fetched already, by its other key */
 	p = map_add(m);
-	p->exists = true;
-	p->tid = slot->tts_tid;
-	p->tnt_id = tnt;
-	p->third_party_id = isnull ? NULL : TextDatumGetCString(tp);
-	p->attrs = DatumGetJsonbPCopy(slot_getattr(slot, 4, &isnull));
-	p->created_at = DatumGetTimestampTz(slot_getattr(slot, 5, &isnull));
-	p->updated_at = DatumGetTimestampTz(slot_getattr(slot, 6, &isnull));
-	p->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, 7, &isnull));
-	map_key(m, TP_KEY_PCID, p->tnt_id, p);
-	if (p->third_party_id)
-		map_key(m, TP_KEY_THIRD_PARTY_ID, p->third_party_id, p);
+	p->row = row;
+	map_key(m, TP_KEY_PCID, row.tnt_id, p);
+	if (row.third_party_id)
+		map_key(m, TP_KEY_THIRD_PARTY_ID, row.third_party_id, p);
 }
 
 /*
@@ -364,11 +353,11 @@ create_profile(ChunkMap *m, const Rec *r)
 
 	p->is_new = true;
 	if (r->kind == TP_KEY_PCID)
-		p->tnt_id = r->key;
+		p->row.tnt_id = r->key;
 	else
 	{
-		p->tnt_id = tp_new_tnt_id();
-		p->third_party_id = r->key;
+		p->row.tnt_id = tp_new_tnt_id();
+		p->row.third_party_id = r->key;
 	}
 	map_key(m, r->kind, r->key, p);
 	return p;
@@ -405,21 +394,21 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 			return;
 		}
 		p = create_profile(m, r);
-		p->attrs = merged;
+		p->row.attributes = merged;
 		p->touched = true;
 		r->target = p;
 		r->status = REC_CREATED;
 		return;
 	}
 
-	merged = tp_attrs_merge(p->attrs, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
+	merged = tp_attrs_merge(p->row.attributes, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
 	if (why)
 	{
 		r->error = pstrdup(why);
 		r->status = REC_REJECTED;
 		return;
 	}
-	p->attrs = merged;
+	p->row.attributes = merged;
 	p->touched = true;
 	p->changed |= changed;
 	r->target = p;
@@ -441,18 +430,18 @@ typedef struct WriteSet
 static int
 cmp_profile_key(const void *a, const void *b)
 {
-	return strcmp((*(Profile *const *) a)->tnt_id, (*(Profile *const *) b)->tnt_id);
+	return strcmp((*(Profile *const *) a)->row.tnt_id, (*(Profile *const *) b)->row.tnt_id);
 }
 
+/* Bring the timestamps of a profile about to be written up to now. */
 static void
-profile_row(const Profile *p, TimestampTz now, TpProfileRow *row)
+stamp(Profile *p, TimestampTz now)
 {
-	row->tnt_id = p->tnt_id;
-	row->third_party_id = p->third_party_id;
-	row->attributes = p->attrs;
-	row->created_at = p->is_new ? now : p->created_at;
-	row->updated_at = p->is_new || p->changed ? now : p->updated_at;
-	row->last_seen_at = now;
+	if (p->is_new)
+		p->row.created_at = now;
+	if (p->is_new || p->changed)
+		p->row.updated_at = now;
+	p->row.last_seen_at = now;
 }
 
 /* ----- through SQL: when the table has triggers (see profile_write.c) ----- */
@@ -469,7 +458,7 @@ tnt_id_array(WriteSet *w)
 	Datum	   *tnt = palloc(sizeof(Datum) * w->n);
 
 	for (int i = 0; i < w->n; i++)
-		tnt[i] = CStringGetTextDatum(w->profiles[i]->tnt_id);
+		tnt[i] = CStringGetTextDatum(w->profiles[i]->row.tnt_id);
 	return array_of(tnt, w->n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
@@ -479,7 +468,7 @@ attrs_array(WriteSet *w)
 	Datum	   *attrs = palloc(sizeof(Datum) * w->n);
 
 	for (int i = 0; i < w->n; i++)
-		attrs[i] = JsonbPGetDatum(w->profiles[i]->attrs);
+		attrs[i] = JsonbPGetDatum(w->profiles[i]->row.attributes);
 	return array_of(attrs, w->n, JSONBOID, -1, false, TYPALIGN_INT);
 }
 
@@ -510,7 +499,7 @@ mark_misses(WriteSet *w)
 	{
 		char		hk[HKEY_LEN];
 
-		hash_key(hk, TP_KEY_PCID, w->profiles[i]->tnt_id);
+		hash_key(hk, TP_KEY_PCID, w->profiles[i]->row.tnt_id);
 		if (hash_search(done, hk, HASH_FIND, NULL) == NULL)
 		{
 			w->profiles[i]->conflict = true;
@@ -539,7 +528,7 @@ insert_args(Batch *b, WriteSet *w, Datum *v)
 
 	for (int i = 0; i < w->n; i++)
 	{
-		const char *id = w->profiles[i]->third_party_id;
+		const char *id = w->profiles[i]->row.third_party_id;
 
 		tpnull[i] = (id == NULL);
 		tp[i] = id ? CStringGetTextDatum(id) : (Datum) 0;
@@ -593,7 +582,7 @@ update_by_sql(Batch *b, WriteSet *w)
 
 	for (int i = 0; i < w->n; i++)
 	{
-		tids[i] = PointerGetDatum(&w->profiles[i]->tid);
+		tids[i] = PointerGetDatum(&w->profiles[i]->row.tid);
 		chg[i] = BoolGetDatum(w->profiles[i]->changed);
 	}
 	v[0] = CStringGetTextDatum(b->client);
@@ -613,17 +602,13 @@ static bool
 insert_direct(Batch *b, WriteSet *w)
 {
 	TpRowWriter *wr = tp_writer_open(b->client, CMD_INSERT);
-	TimestampTz now = tp_now();
 
 	if (wr == NULL)
 		return false;
 	for (int i = 0; i < w->n; i++)
 	{
-		TpProfileRow row;
-
 		CHECK_FOR_INTERRUPTS();
-		profile_row(w->profiles[i], now, &row);
-		tp_writer_insert(wr, &row);
+		tp_writer_insert(wr, &w->profiles[i]->row);
 	}
 	tp_writer_close(wr);
 	return true;
@@ -638,7 +623,6 @@ static int
 update_existing(Batch *b, WriteSet *w)
 {
 	TpRowWriter *wr;
-	TimestampTz now = tp_now();
 	int			misses = 0;
 
 	if (w->n == 0)
@@ -649,11 +633,9 @@ update_existing(Batch *b, WriteSet *w)
 	for (int i = 0; i < w->n; i++)
 	{
 		Profile    *p = w->profiles[i];
-		TpProfileRow row;
 
 		CHECK_FOR_INTERRUPTS();
-		profile_row(p, now, &row);
-		if (!tp_writer_update(wr, &p->tid, &row))
+		if (!tp_writer_update(wr, &p->row.tid, &p->row))
 		{
 			p->conflict = true;
 			misses++;
@@ -752,8 +734,9 @@ write_profiles(Batch *b, ChunkMap *m)
 
 		if (!p->touched)
 			continue;
-		if (p->exists && !p->changed && now - p->last_seen_at < LAST_SEEN_REFRESH_USECS)
+		if (!p->is_new && !p->changed && now - p->row.last_seen_at < LAST_SEEN_REFRESH_USECS)
 			continue;			/* unchanged: writes nothing */
+		stamp(p, now);
 		list[n++] = p;
 	}
 	qsort(list, n, sizeof(Profile *), cmp_profile_key);

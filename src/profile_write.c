@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * profile_write.c
- *	  Writing profile rows the way COPY and logical replication do: straight
- *	  into the table and its indexes, without an SQL statement.
+ *	  A profile row: read from a tuple, and written the way COPY and logical
+ *	  replication do: straight into the table and its indexes, without an
+ *	  SQL statement.
  *
  * A bulk update writes tens of thousands of rows a chunk.  Through SQL each
  * chunk paid for building arrays, unnesting them, planning-cache checks,
@@ -26,6 +27,7 @@
 
 #include "profile_write.h"
 #include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -42,20 +44,7 @@
 #define WRITE_BUFFER_ROWS	1000
 #define WRITE_BUFFER_BYTES	65535
 
-/* profiles' columns, in the order the install script creates them */
-enum
-{
-	COL_CLIENT = 1,
-	COL_TNT_ID,
-	COL_THIRD_PARTY_ID,
-	COL_ATTRIBUTES,
-	COL_CREATED_AT,
-	COL_UPDATED_AT,
-	COL_LAST_SEEN_AT,
-	PROFILE_NATTS = COL_LAST_SEEN_AT
-};
-
-static const Oid column_types[PROFILE_NATTS] = {
+static const Oid column_types[TP_PROFILE_NATTS] = {
 	TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID
 };
 
@@ -72,6 +61,23 @@ struct TpRowWriter
 	TupleTableSlot *update_slot;
 };
 
+/* Copy a stored profile row into the current memory context. */
+void
+tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row)
+{
+	bool		isnull;
+	Datum		d;
+
+	row->tid = tup->t_self;
+	row->tnt_id = TextDatumGetCString(heap_getattr(tup, TP_COL_TNT_ID, desc, &isnull));
+	d = heap_getattr(tup, TP_COL_THIRD_PARTY_ID, desc, &isnull);
+	row->third_party_id = isnull ? NULL : TextDatumGetCString(d);
+	row->attributes = DatumGetJsonbPCopy(heap_getattr(tup, TP_COL_ATTRIBUTES, desc, &isnull));
+	row->created_at = DatumGetTimestampTz(heap_getattr(tup, TP_COL_CREATED_AT, desc, &isnull));
+	row->updated_at = DatumGetTimestampTz(heap_getattr(tup, TP_COL_UPDATED_AT, desc, &isnull));
+	row->last_seen_at = DatumGetTimestampTz(heap_getattr(tup, TP_COL_LAST_SEEN_AT, desc, &isnull));
+}
+
 /*
  * Can rows be written here without SQL?  Not when a trigger would have to
  * fire or a rule rewrite the statement, when row-level security is forced
@@ -85,9 +91,9 @@ writable_directly(Relation rel)
 
 	if (rel->trigdesc != NULL || rel->rd_rules != NULL || rel->rd_rel->relforcerowsecurity)
 		return false;
-	if (desc->natts != PROFILE_NATTS)
+	if (desc->natts != TP_PROFILE_NATTS)
 		return false;
-	for (int i = 0; i < PROFILE_NATTS; i++)
+	for (int i = 0; i < TP_PROFILE_NATTS; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
@@ -134,10 +140,10 @@ init_estate(TpRowWriter *w, CmdType op)
 	if (op == CMD_UPDATE)
 	{
 		/* an update may link a third-party id; the pcId never changes */
-		rte->updatedCols = bms_make_singleton(COL_THIRD_PARTY_ID - FirstLowInvalidHeapAttributeNumber);
-		rte->updatedCols = bms_add_member(rte->updatedCols, COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
-		rte->updatedCols = bms_add_member(rte->updatedCols, COL_UPDATED_AT - FirstLowInvalidHeapAttributeNumber);
-		rte->updatedCols = bms_add_member(rte->updatedCols, COL_LAST_SEEN_AT - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_make_singleton(TP_COL_THIRD_PARTY_ID - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_add_member(rte->updatedCols, TP_COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_add_member(rte->updatedCols, TP_COL_UPDATED_AT - FirstLowInvalidHeapAttributeNumber);
+		rte->updatedCols = bms_add_member(rte->updatedCols, TP_COL_LAST_SEEN_AT - FirstLowInvalidHeapAttributeNumber);
 	}
 	w->estate = CreateExecutorState();
 	ExecInitRangeTable(w->estate, list_make1(rte));
@@ -197,16 +203,16 @@ fill_row(TpRowWriter *w, TupleTableSlot *slot, const TpProfileRow *row)
 	bool	   *n = slot->tts_isnull;
 
 	ExecClearTuple(slot);
-	v[COL_CLIENT - 1] = w->client;
-	v[COL_TNT_ID - 1] = CStringGetTextDatum(row->tnt_id);
-	n[COL_THIRD_PARTY_ID - 1] = (row->third_party_id == NULL);
-	v[COL_THIRD_PARTY_ID - 1] = row->third_party_id ? CStringGetTextDatum(row->third_party_id) : (Datum) 0;
-	v[COL_ATTRIBUTES - 1] = JsonbPGetDatum(row->attributes);
-	v[COL_CREATED_AT - 1] = TimestampTzGetDatum(row->created_at);
-	v[COL_UPDATED_AT - 1] = TimestampTzGetDatum(row->updated_at);
-	v[COL_LAST_SEEN_AT - 1] = TimestampTzGetDatum(row->last_seen_at);
-	n[COL_CLIENT - 1] = n[COL_TNT_ID - 1] = n[COL_ATTRIBUTES - 1] = false;
-	n[COL_CREATED_AT - 1] = n[COL_UPDATED_AT - 1] = n[COL_LAST_SEEN_AT - 1] = false;
+	v[TP_COL_CLIENT - 1] = w->client;
+	v[TP_COL_TNT_ID - 1] = CStringGetTextDatum(row->tnt_id);
+	n[TP_COL_THIRD_PARTY_ID - 1] = (row->third_party_id == NULL);
+	v[TP_COL_THIRD_PARTY_ID - 1] = row->third_party_id ? CStringGetTextDatum(row->third_party_id) : (Datum) 0;
+	v[TP_COL_ATTRIBUTES - 1] = JsonbPGetDatum(row->attributes);
+	v[TP_COL_CREATED_AT - 1] = TimestampTzGetDatum(row->created_at);
+	v[TP_COL_UPDATED_AT - 1] = TimestampTzGetDatum(row->updated_at);
+	v[TP_COL_LAST_SEEN_AT - 1] = TimestampTzGetDatum(row->last_seen_at);
+	n[TP_COL_CLIENT - 1] = n[TP_COL_TNT_ID - 1] = n[TP_COL_ATTRIBUTES - 1] = false;
+	n[TP_COL_CREATED_AT - 1] = n[TP_COL_UPDATED_AT - 1] = n[TP_COL_LAST_SEEN_AT - 1] = false;
 	ExecStoreVirtualTuple(slot);
 }
 

@@ -1,20 +1,36 @@
 /*-------------------------------------------------------------------------
  *
  * profile_write.h
- *	  Writing profile rows without SQL statements (profile_write.c).
+ *	  A profile row: read from a tuple, written without SQL statements
+ *	  (profile_write.c).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PROFILE_WRITE_H
 #define PROFILE_WRITE_H
 
+#include "access/htup.h"
 #include "nodes/nodes.h"
 #include "storage/itemptr.h"
 #include "utils/jsonb.h"
 
-/* One row of tgt_profile.profiles (the client is the writer's). */
+/* tgt_profile.profiles' columns, in the order the install script creates them */
+enum
+{
+	TP_COL_CLIENT = 1,
+	TP_COL_TNT_ID,
+	TP_COL_THIRD_PARTY_ID,
+	TP_COL_ATTRIBUTES,
+	TP_COL_CREATED_AT,
+	TP_COL_UPDATED_AT,
+	TP_COL_LAST_SEEN_AT,
+	TP_PROFILE_NATTS = TP_COL_LAST_SEEN_AT
+};
+
+/* One row of tgt_profile.profiles (the client is known to the caller). */
 typedef struct TpProfileRow
 {
+	ItemPointerData tid;		/* where it was read; not used for writing */
 	const char *tnt_id;
 	const char *third_party_id;	/* NULL when none */
 	Jsonb	   *attributes;
@@ -22,6 +38,8 @@ typedef struct TpProfileRow
 	TimestampTz updated_at;
 	TimestampTz last_seen_at;
 } TpProfileRow;
+
+extern void tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row);
 
 typedef struct TpRowWriter TpRowWriter;
 

@@ -38,30 +38,17 @@ PG_FUNCTION_INFO_V1(tgtp_get_profile);
 PG_FUNCTION_INFO_V1(tgtp_delete_profile);
 PG_FUNCTION_INFO_V1(tgtp_purge_expired);
 
-/* profiles columns */
-#define Anum_tnt_id			2
-#define Anum_third_party_id	3
-#define Anum_attributes		4
-#define Anum_created_at		5
-#define Anum_updated_at		6
-#define Anum_last_seen_at	7
-
 /* An unchanged upsert refreshes last_seen_at only when it is this old. */
 #define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
 
 /* How often a conflicting concurrent change may send an upsert round. */
 #define MAX_ROUNDS 100
 
+/* A profile as read: found or not, and its row. */
 typedef struct ProfileRow
 {
 	bool		found;
-	ItemPointerData tid;
-	char	   *tnt_id;
-	char	   *third_party_id; /* NULL when none */
-	Jsonb	   *attributes;
-	TimestampTz created_at;
-	TimestampTz updated_at;
-	TimestampTz last_seen_at;
+	TpProfileRow row;
 } ProfileRow;
 
 /*
@@ -81,7 +68,7 @@ read_profile(const char *client, bool by_third_party, const char *id,
 	tp_open_profiles(client, by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
 					 AccessShareLock, &rel, &idx);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(client));
-	ScanKeyInit(&keys[1], by_third_party ? Anum_third_party_id : Anum_tnt_id,
+	ScanKeyInit(&keys[1], by_third_party ? TP_COL_THIRD_PARTY_ID : TP_COL_TNT_ID,
 				BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(id));
 	keys[0].sk_collation = idx->rd_indcollation[0];
 	keys[1].sk_collation = idx->rd_indcollation[1];
@@ -89,22 +76,9 @@ read_profile(const char *client, bool by_third_party, const char *id,
 	memset(row, 0, sizeof(*row));
 	scan = systable_beginscan(rel, RelationGetRelid(idx), true, snap, 2, keys);
 	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		TupleDesc	desc = RelationGetDescr(rel);
-		bool		isnull;
-		Datum		d;
-
-		row->found = true;
-		row->tid = tup->t_self;
-		row->tnt_id = TextDatumGetCString(heap_getattr(tup, Anum_tnt_id, desc, &isnull));
-		d = heap_getattr(tup, Anum_third_party_id, desc, &isnull);
-		row->third_party_id = isnull ? NULL : TextDatumGetCString(d);
-		row->attributes = DatumGetJsonbPCopy(heap_getattr(tup, Anum_attributes, desc, &isnull));
-		row->created_at = DatumGetTimestampTz(heap_getattr(tup, Anum_created_at, desc, &isnull));
-		row->updated_at = DatumGetTimestampTz(heap_getattr(tup, Anum_updated_at, desc, &isnull));
-		row->last_seen_at = DatumGetTimestampTz(heap_getattr(tup, Anum_last_seen_at, desc, &isnull));
-	}
+	row->found = HeapTupleIsValid(tup);
+	if (row->found)
+		tp_profile_row_read(tup, RelationGetDescr(rel), &row->row);
 	systable_endscan(scan);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
@@ -198,9 +172,9 @@ resolve_target(const char *client, const char *pc_id, const char *tpid,
 	read_profile(client, false, pc_id, snap, target);
 	if (tpid == NULL)
 		return;
-	if (target->found && target->third_party_id != NULL)
+	if (target->found && target->row.third_party_id != NULL)
 	{
-		if (strcmp(target->third_party_id, tpid) != 0)
+		if (strcmp(target->row.third_party_id, tpid) != 0)
 			link_conflict(tpid, "The profile of this pc_id already has a different third-party id.");
 		return;
 	}
@@ -232,7 +206,7 @@ insert_profile(const char *client, const char *tnt_id, const char *tpid, Jsonb *
 
 /* Write the version we read; false when a concurrent change got there first. */
 static bool
-update_by_sql(const ProfileRow *row, const char *client, const TpProfileRow *written)
+update_by_sql(const TpProfileRow *row, const char *client, const TpProfileRow *written)
 {
 	static TpPlan plan = {
 		"UPDATE tgt_profile.profiles "
@@ -260,17 +234,15 @@ update_by_sql(const ProfileRow *row, const char *client, const TpProfileRow *wri
  * got there first.
  */
 static bool
-update_profile(const ProfileRow *row, const char *client, const char *tpid,
+update_profile(const TpProfileRow *row, const char *client, const char *tpid,
 			   Jsonb *attrs, bool changed)
 {
-	TpProfileRow written;
+	TpProfileRow written = *row;
 	TpRowWriter *w;
 	bool		done;
 
-	written.tnt_id = row->tnt_id;
 	written.third_party_id = tpid;
 	written.attributes = attrs;
-	written.created_at = row->created_at;
 	written.updated_at = changed ? tp_now() : row->updated_at;
 	written.last_seen_at = tp_now();
 	w = tp_writer_open(client, CMD_UPDATE);
@@ -296,7 +268,7 @@ raise_reason(const char *why)
 static bool
 upsert_round(const char *client, const char *pc_id, const char *tpid,
 			 const tp_attr *attrs, int nattrs,
-			 const char **status, char **tnt_id)
+			 const char **status, const char **tnt_id)
 {
 	ProfileRow	row;
 	bool		link;
@@ -308,7 +280,7 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 
 	resolve_target(client, pc_id, tpid, snap, &row, &link);
 	UnregisterSnapshot(snap);
-	merged = tp_attrs_merge(row.found ? row.attributes : NULL, attrs, nattrs,
+	merged = tp_attrs_merge(row.found ? row.row.attributes : NULL, attrs, nattrs,
 							&changed, buf, sizeof(buf), &why);
 	if (why)
 		raise_reason(why);
@@ -320,11 +292,11 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 		return insert_profile(client, *tnt_id, tpid, merged);
 	}
 
-	*tnt_id = row.tnt_id;
+	*tnt_id = row.row.tnt_id;
 	*status = (changed || link) ? "updated" : "unchanged";
-	if (!changed && !link && tp_now() - row.last_seen_at < LAST_SEEN_REFRESH_USECS)
+	if (!changed && !link && tp_now() - row.row.last_seen_at < LAST_SEEN_REFRESH_USECS)
 		return true;			/* nothing to write, not even last_seen_at */
-	return update_profile(&row, client, link ? tpid : row.third_party_id,
+	return update_profile(&row.row, client, link ? tpid : row.row.third_party_id,
 						  merged, changed || link);
 }
 
@@ -343,7 +315,7 @@ tgtp_upsert_profile(PG_FUNCTION_ARGS)
 	char		buf[TP_REASON_LEN];
 	const char *why;
 	const char *status = NULL;
-	char	   *tnt_id = NULL;
+	const char *tnt_id = NULL;
 	TpPrivState st;
 	TupleDesc	desc;
 	Datum		values[2];
@@ -393,7 +365,7 @@ find_profile(const char *client, const char *pc_id, const char *tpid, ProfileRow
 	read_profile(client, pc_id == NULL, pc_id ? pc_id : tpid, snap, row);
 	/* both given: they must name the same profile */
 	if (row->found && pc_id && tpid &&
-		(row->third_party_id == NULL || strcmp(row->third_party_id, tpid) != 0))
+		(row->row.third_party_id == NULL || strcmp(row->row.third_party_id, tpid) != 0))
 		row->found = false;
 }
 
@@ -428,17 +400,17 @@ tgtp_get_profile(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"tntId\": ");
-	escape_json(&buf, row.tnt_id);
+	escape_json(&buf, row.row.tnt_id);
 	appendStringInfoString(&buf, ", \"thirdPartyId\": ");
-	if (row.third_party_id)
-		escape_json(&buf, row.third_party_id);
+	if (row.row.third_party_id)
+		escape_json(&buf, row.row.third_party_id);
 	else
 		appendStringInfoString(&buf, "null");
 	appendStringInfoString(&buf, ", \"profile\": ");
-	(void) JsonbToCString(&buf, &row.attributes->root, VARSIZE(row.attributes));
-	append_timestamp(&buf, "createdAt", row.created_at);
-	append_timestamp(&buf, "updatedAt", row.updated_at);
-	append_timestamp(&buf, "lastSeenAt", row.last_seen_at);
+	(void) JsonbToCString(&buf, &row.row.attributes->root, VARSIZE(row.row.attributes));
+	append_timestamp(&buf, "createdAt", row.row.created_at);
+	append_timestamp(&buf, "updatedAt", row.row.updated_at);
+	append_timestamp(&buf, "lastSeenAt", row.row.last_seen_at);
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
@@ -464,7 +436,7 @@ tgtp_delete_profile(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	tp_begin(&st, true);
 	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(row.tnt_id);
+	v[1] = CStringGetTextDatum(row.row.tnt_id);
 	deleted = tp_exec(&plan, v, NULL, false, 0) > 0;
 	tp_end(&st);
 	PG_RETURN_BOOL(deleted);

@@ -304,17 +304,21 @@ set_value(tp_attr *a, json_t *v, char **nums, const tp_span *lit)
 	}
 }
 
+static void scan_number_literals(json_state *st, const char *s, const char *e);
+
 /*
- * Turn a parsed value into rec (whose row is set).  Returns the reason when
- * it is not a good record.  The strings stay jansson's, valid while
- * st->cur is.
+ * Turn a parsed value into rec (whose row is set), text being the value's
+ * text.  Returns the reason when it is not a good record.  The strings stay
+ * jansson's, valid while st->cur is.
  */
 static const char *
-fill_record(json_state *st, json_t *obj, tp_record *rec)
+fill_record(json_state *st, json_t *obj, const char *text, const char *text_end,
+			tp_record *rec)
 {
 	void	   *it;
 	char	   *nums = st->nums;
 	bool		have_key = false;
+	bool		scanned = false;
 	size_t		lit = 0;
 
 	rec->attrs = st->attrs;
@@ -328,6 +332,12 @@ fill_record(json_state *st, json_t *obj, tp_record *rec)
 		json_t	   *v = json_object_iter_value(it);
 		tp_key_kind kind;
 
+		/* the text of numbers takes a second pass: only records with one */
+		if (json_is_number(v) && !scanned)
+		{
+			scan_number_literals(st, text, text_end);
+			scanned = true;
+		}
 		if (key_member(name, len, &kind))
 		{
 			if (json_is_number(v))
@@ -406,19 +416,6 @@ scan_number_literals(json_state *st, const char *s, const char *e)
 	}
 }
 
-static bool
-has_number(json_t *obj)
-{
-	void	   *it;
-
-	if (!json_is_object(obj))
-		return false;
-	for (it = json_object_iter(obj); it; it = json_object_iter_next(obj, it))
-		if (json_is_number(json_object_iter_value(it)))
-			return true;
-	return false;
-}
-
 /*
  * Take the parsed object into rec; false when out of memory.  A bad record
  * leaves rec->error set and no attributes.
@@ -430,11 +427,7 @@ take_record(json_state *st, json_t *obj, const char *text, const char *text_end,
 	st->cur = obj;
 	if (json_is_object(obj) && !reserve_record(st, json_object_size(obj)))
 		return false;
-	/* a second pass over the text only for records that hold a number */
-	st->nlits = 0;
-	if (has_number(obj))
-		scan_number_literals(st, text, text_end);
-	rec->error = fill_record(st, obj, rec);
+	rec->error = fill_record(st, obj, text, text_end, rec);
 	if (rec->error)
 		rec->nattrs = 0;
 	return true;
