@@ -5,11 +5,13 @@
  *
  * The batch is checked against max_batch_bytes before it is parsed, then
  * read record by record (read_adobe.c, read_json.c) into chunks.  Each
- * chunk is applied set-based: one query fetches the profiles it names, the
- * records are validated and merged in memory with the same code as
- * upsert_profile (attributes.c), in batch order, and one INSERT and one
- * UPDATE write the profiles that changed.  A record that is rejected is
- * recorded in batch_rejects with its number and reason; the others apply.
+ * chunk is applied set-based: index probes in key order fetch the profiles
+ * it names, the records are validated and merged in memory with the same
+ * code as upsert_profile (attributes.c), in batch order, and the new and
+ * changed profiles are written straight into the table, the way COPY does
+ * (profile_write.c; through SQL when the table has triggers).  A record
+ * that is rejected is recorded in batch_rejects with its number and reason;
+ * the others apply.
  *
  * Batches of one client are serialised by an advisory lock (DESIGN.md
  * allows it): the daily quota stays exact and two batches can never
@@ -54,7 +56,7 @@
 PG_FUNCTION_INFO_V1(tgtp_bulk_update);
 PG_FUNCTION_INFO_V1(tgtp_batch_status);
 
-/* Records applied together; bounds memory and the size of each statement. */
+/* Records applied together; bounds the memory of a chunk. */
 #define CHUNK_RECORDS	10000
 #define CHUNK_MEMORY	(32 * 1024 * 1024)
 
