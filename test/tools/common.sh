@@ -29,7 +29,7 @@
 #                          stops CMD and cleans up at once.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-PG_BINDIR=/usr/lib/postgresql/15/bin
+PG_BINDIR=${TGT_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
 export REPO PG_BINDIR PG_CONFIG
 
