@@ -12,6 +12,7 @@ OBJS = \
 	src/store.o \
 	src/token_format.o \
 	src/tokens.o \
+	src/token_verify.o \
 	src/authorize.o \
 	src/request_headers.o \
 	src/clients.o \

@@ -13,8 +13,9 @@
  * that is rejected is recorded in batch_rejects with its number and reason;
  * the others apply.
  *
- * Batches of one client are serialised by an advisory lock (DESIGN.md
- * allows it): the daily quota stays exact and two batches can never
+ * Batches of one client are serialised by a per-client lock (store.c;
+ * DESIGN.md allows it): the daily quota, counted under the lock from what
+ * is committed then, stays exact, and two batches can never
  * deadlock on each other's rows.  Single upserts are not blocked by it;
  * should one change a profile between our read and our write, the write
  * (conditional on the row version read, like upsert_profile's) misses and
@@ -62,9 +63,6 @@ PG_FUNCTION_INFO_V1(tgtp_batch_status);
 
 /* An unchanged record refreshes last_seen_at only when it is this old. */
 #define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
-
-/* advisory lock space for "one batch of this client at a time" */
-#define BATCH_LOCK_CLASS	0x74677470	/* 'tgtp' */
 
 typedef enum RecStatus
 {
@@ -998,7 +996,7 @@ rows_today(const char *client)
 
 	v[0] = CStringGetTextDatum(client);
 	v[1] = TimestampTzGetDatum(tp_now());
-	(void) tp_exec(&plan, v, NULL, true, 1);
+	(void) tp_exec_fresh(&plan, v, NULL, true, 1);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -1141,17 +1139,6 @@ run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
 	}
 }
 
-/* Serialise the batches of one client (not its other calls). */
-static void
-lock_client_batches(const char *client)
-{
-	LOCKTAG		tag;
-	uint32		h = hash_bytes((const unsigned char *) client, (int) strlen(client));
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, BATCH_LOCK_CLASS, h, 3);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
 /*
  * bulk_update(client, batch, authorization, create_missing)
  *		RETURNS TABLE (batch_id, status, rows_total, rows_created,
@@ -1173,6 +1160,8 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	bool		nulls[8] = {0};
 	char	   *actor = tp_caller_name();
 
+	/* before authorize's read of the client: drop_client waits for us */
+	tp_lock_client(client, TP_LOCK_ROWS);
 	tp_authorize_arg(fcinfo, client, 2);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1192,14 +1181,18 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	memset(&b, 0, sizeof(b));
 	b.client = client;
 	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
-	tp_require_client(client, &s);
 
 	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
 	if (reader == NULL)
 		broken_batch(errbuf);
 
+	/*
+	 * One batch of a client at a time: the quota is counted, under the lock,
+	 * from what is committed now, so it includes the batch we waited for.
+	 */
+	tp_lock_client(client, TP_LOCK_BATCHES);
+	tp_require_client(client, &s);
 	tp_begin(&st, true);
-	lock_client_batches(client);
 	set_row_limit(&b, &s);
 	b.batch_id = insert_batch_row(client, tp_reader_format(reader), actor);
 	run_batch(&b, reader, errbuf, &s);

@@ -14,6 +14,8 @@
 #include "tgt_profile.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "storage/proc.h"
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "fmgr.h"
@@ -55,24 +57,39 @@ tp_is_admin(Oid role)
 	return OidIsValid(admin) && has_privs_of_role(role, admin);
 }
 
-/* The caller's level on one client, read from approvers by role name. */
+/*
+ * The caller's level on one client: the highest level the approvers table
+ * gives to any role whose privileges it has (a group role works as it does
+ * for PostgreSQL's own privileges), read as committed now.
+ */
 TpLevel
 tp_client_level(const char *client, Oid role)
 {
-	Datum		keys[2];
-	static const AttrNumber cols[1] = {3};	/* level */
-	Datum		lvl;
-	bool		isnull;
+	static const AttrNumber cols[2] = {2, 3};	/* member, level */
+	Datum		key = CStringGetTextDatum(client);
+	TpLevel		level = TP_LEVEL_NONE;
+	TpScan		scan;
+	HeapTuple	tup;
 
 	if (tp_is_admin(role))
 		return TP_LEVEL_ADMIN;
 
-	keys[0] = CStringGetTextDatum(client);
-	keys[1] = CStringGetTextDatum(GetUserNameFromId(role, false));
-	if (!tp_lookup("approvers", "approvers_pkey", 2, keys, 1, cols, &lvl, &isnull))
-		return TP_LEVEL_NONE;
-	return strcmp(TextDatumGetCString(lvl), "admin") == 0
-		? TP_LEVEL_ADMIN : TP_LEVEL_APPROVER;
+	tp_fresh_scan_begin(&scan, "approvers", "approvers_pkey", 1, &key);
+	while (level < TP_LEVEL_ADMIN && HeapTupleIsValid(tup = tp_scan_next(&scan)))
+	{
+		Datum		v[2];
+		bool		n[2];
+		Oid			member;
+
+		tp_scan_columns(&scan, tup, 2, cols, v, n);
+		member = get_role_oid(TextDatumGetCString(v[0]), true);
+		if (!OidIsValid(member) || !has_privs_of_role(role, member))
+			continue;
+		level = Max(level, strcmp(TextDatumGetCString(v[1]), "admin") == 0
+					? TP_LEVEL_ADMIN : TP_LEVEL_APPROVER);
+	}
+	tp_scan_end(&scan);
+	return level;
 }
 
 void
@@ -184,14 +201,44 @@ tp_end(TpPrivState *st)
 	AtEOXact_GUC(true, st->guc_level);
 }
 
+/*
+ * The row-level security predicate is called for every row a query reads,
+ * so its answer is kept for the rest of the statement (as a STABLE function
+ * would see it); the functions that act on a client read afresh each call.
+ */
+static struct
+{
+	bool		used;
+	LocalTransactionId lxid;
+	TimestampTz statement;
+	CommandId	cid;
+	Oid			role;
+	char		client[65];
+	bool		result;
+}			manage_memo;
+
 /* tgt_profile.can_manage(client): the row-level security predicate. */
 Datum
 tgtp_can_manage(PG_FUNCTION_ARGS)
 {
 	char	   *client;
+	Oid			role = tp_caller();
+	TimestampTz statement = GetCurrentStatementStartTimestamp();
+	CommandId	cid = GetCurrentCommandId(false);
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	client = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PG_RETURN_BOOL(tp_client_level(client, tp_caller()) >= TP_LEVEL_APPROVER);
+	if (manage_memo.used && manage_memo.lxid == MyProc->lxid &&
+		manage_memo.statement == statement && manage_memo.cid == cid &&
+		manage_memo.role == role && strcmp(manage_memo.client, client) == 0)
+		PG_RETURN_BOOL(manage_memo.result);
+	manage_memo.result = tp_client_level(client, role) >= TP_LEVEL_APPROVER;
+	manage_memo.used = strlen(client) < sizeof(manage_memo.client);
+	manage_memo.lxid = MyProc->lxid;
+	manage_memo.statement = statement;
+	manage_memo.cid = cid;
+	manage_memo.role = role;
+	strlcpy(manage_memo.client, client, sizeof(manage_memo.client));
+	PG_RETURN_BOOL(manage_memo.result);
 }

@@ -93,14 +93,20 @@ tgtp_drop_client(PG_FUNCTION_ARGS)
 	tp_require_admin("drop clients");
 	tp_check_client_code(client);
 
+	/*
+	 * Wait for the client's writers, keep new ones out, then delete what is
+	 * committed now: no profile written by a call that raced us survives to
+	 * be read by a client re-created with the same code.
+	 */
+	tp_lock_client(client, TP_LOCK_DROP);
 	tp_begin(&st, true);
 	v = CStringGetTextDatum(client);
-	if (tp_exec(&del_settings, &v, NULL, false, 0) != 1)
+	if (tp_exec_fresh(&del_settings, &v, NULL, false, 0) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("client \"%s\" does not exist", client)));
-	profiles = tp_exec(&del_profiles, &v, NULL, false, 0);
-	(void) tp_exec(&del_batches, &v, NULL, false, 0);
+	profiles = tp_exec_fresh(&del_profiles, &v, NULL, false, 0);
+	(void) tp_exec_fresh(&del_batches, &v, NULL, false, 0);
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"profiles\": %d}", profiles);
 	tp_audit(client, actor, "drop_client", detail.data);

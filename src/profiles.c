@@ -322,6 +322,8 @@ tgtp_upsert_profile(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, false};
 	int			round;
 
+	/* before authorize's read of the client: drop_client waits for us */
+	tp_lock_client(client, TP_LOCK_ROWS);
 	tp_authorize_arg(fcinfo, client, 4);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,

@@ -1,15 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * store.c
- *	  Reading and writing the extension's tables.
+ *	  The storage layer: every direct read of the extension's tables, the
+ *	  snapshot each read uses, the relation that holds a client's rows, and
+ *	  the per-client locks that order writers against drop_client.
  *
  * Hot read paths (settings, approvers, tokens) use a direct index lookup:
  * no SPI, no planner, no sequence, no write, so they are cheap and work on
  * a hot standby.  Such reads bypass row-level security by design; every
- * caller of tp_lookup has checked the caller's rights first (or, like
- * verify_token, reveals nothing but a yes or no).
+ * caller has checked the caller's rights first (or, like verify_token,
+ * reveals nothing but a yes or no).
  *
- * Writes go through SPI with plans prepared once per backend.
+ * Authorization state is read fresh (DESIGN.md, "Authorization is read
+ * fresh"): pending invalidations are accepted, then a new snapshot is
+ * taken, whatever the caller's isolation level or imported snapshot.  A
+ * transaction that began before a revocation therefore sees it on its next
+ * call.  On a hot standby the new snapshot is what has been replayed.
+ *
+ * Writes go through SPI with plans prepared once per backend; a statement
+ * whose rows must be current (a revocation, the daily quota, drop_client)
+ * runs under a fresh snapshot too, after the lock that orders it.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +43,10 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 
 /*
  * Our relations' OIDs, looked up once per backend.  Any change to pg_class
@@ -171,62 +185,100 @@ equality_proc(Relation idx, int col)
 }
 
 /*
- * Fetch one row by the full key of a unique index and copy the wanted
- * columns into the current memory context.  Returns false when there is no
- * such row.  keys are in index column order.
+ * A snapshot that sees what is committed now: invalidations first (what a
+ * cache built from this snapshot relies on), then the snapshot.  The caller
+ * unregisters it.
+ */
+Snapshot
+tp_fresh_snapshot(void)
+{
+	AcceptInvalidationMessages();
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
+ * Start a scan of a table by a prefix of one of its unique indexes, under
+ * a fresh snapshot.  keys are in index column order.
+ */
+void
+tp_fresh_scan_begin(TpScan *scan, const char *relname, const char *indexname,
+					int nkeys, const Datum *keys)
+{
+	ScanKeyData skeys[INDEX_MAX_KEYS];
+
+	scan->rel = tp_open_table(relname, AccessShareLock);
+	scan->idx = tp_open_index(indexname, AccessShareLock);
+	scan->snap = tp_fresh_snapshot();
+	Assert(nkeys <= IndexRelationGetNumberOfKeyAttributes(scan->idx));
+	for (int i = 0; i < nkeys; i++)
+	{
+		/* systable_beginscan wants heap column numbers */
+		ScanKeyInit(&skeys[i], scan->idx->rd_index->indkey.values[i],
+					BTEqualStrategyNumber, equality_proc(scan->idx, i), keys[i]);
+		skeys[i].sk_collation = scan->idx->rd_indcollation[i];
+	}
+	scan->scan = systable_beginscan(scan->rel, RelationGetRelid(scan->idx), true,
+									scan->snap, nkeys, skeys);
+}
+
+/* The next row, or NULL; valid until the next call. */
+HeapTuple
+tp_scan_next(TpScan *scan)
+{
+	return systable_getnext(scan->scan);
+}
+
+/* Copy the wanted columns of a scanned row into the current context. */
+void
+tp_scan_columns(TpScan *scan, HeapTuple tup, int ncols, const AttrNumber *cols,
+				Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(scan->rel);
+
+	for (int i = 0; i < ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, cols[i] - 1);
+		Datum		d = heap_getattr(tup, cols[i], desc, &nulls[i]);
+
+		values[i] = nulls[i] ? (Datum) 0 : datumCopy(d, att->attbyval, att->attlen);
+	}
+}
+
+void
+tp_scan_end(TpScan *scan)
+{
+	systable_endscan(scan->scan);
+	UnregisterSnapshot(scan->snap);
+	index_close(scan->idx, AccessShareLock);
+	table_close(scan->rel, AccessShareLock);
+}
+
+/*
+ * Fetch one row by the full key of a unique index, as committed now, and
+ * copy the wanted columns into the current memory context.  Returns false
+ * when there is no such row.
  */
 bool
 tp_lookup(const char *relname, const char *indexname,
 		  int nkeys, const Datum *keys,
 		  int ncols, const AttrNumber *cols, Datum *values, bool *nulls)
 {
-	Relation	rel = tp_open_table(relname, AccessShareLock);
-	Relation	idx = tp_open_index(indexname, AccessShareLock);
-	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	ScanKeyData skeys[INDEX_MAX_KEYS];
-	SysScanDesc scan;
+	TpScan		scan;
 	HeapTuple	tup;
-	bool		found;
 
-	Assert(nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
-	for (int i = 0; i < nkeys; i++)
-	{
-		/* systable_beginscan wants heap column numbers */
-		ScanKeyInit(&skeys[i], idx->rd_index->indkey.values[i],
-					BTEqualStrategyNumber, equality_proc(idx, i), keys[i]);
-		skeys[i].sk_collation = idx->rd_indcollation[i];
-	}
-
-	scan = systable_beginscan(rel, RelationGetRelid(idx), true, snap, nkeys, skeys);
-	tup = systable_getnext(scan);
-	found = HeapTupleIsValid(tup);
-	if (found)
-	{
-		TupleDesc	desc = RelationGetDescr(rel);
-
-		for (int i = 0; i < ncols; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, cols[i] - 1);
-			Datum		d = heap_getattr(tup, cols[i], desc, &nulls[i]);
-
-			values[i] = nulls[i] ? (Datum) 0 : datumCopy(d, att->attbyval, att->attlen);
-		}
-	}
-	systable_endscan(scan);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return found;
+	tp_fresh_scan_begin(&scan, relname, indexname, nkeys, keys);
+	tup = tp_scan_next(&scan);
+	if (HeapTupleIsValid(tup))
+		tp_scan_columns(&scan, tup, ncols, cols, values, nulls);
+	tp_scan_end(&scan);
+	return HeapTupleIsValid(tup);
 }
 
-/*
- * Run one of our statements with its plan prepared once per backend.  Must
- * be inside tp_begin/tp_end.  Returns SPI_processed.
- */
-int
-tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
+/* The statement's plan, prepared once per backend. */
+static SPIPlanPtr
+prepared_plan(TpPlan *p)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
-	int			rc;
 
 	if (p->plan == NULL)
 	{
@@ -240,8 +292,13 @@ tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
 		p->plan = plan;
 		MemoryContextSwitchTo(caller_cxt);
 	}
-	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
-	/* SPI returns in its own procedure context: stay in the caller's */
+	return p->plan;
+}
+
+/* SPI returns in its own procedure context: go back to the caller's. */
+static int
+exec_result(TpPlan *p, int rc, MemoryContext caller_cxt)
+{
 	MemoryContextSwitchTo(caller_cxt);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
@@ -249,10 +306,78 @@ tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
 	return (int) SPI_processed;
 }
 
+/*
+ * Run one of our statements with its plan prepared once per backend.  Must
+ * be inside tp_begin/tp_end.  Returns SPI_processed.
+ */
+int
+tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = prepared_plan(p);
+
+	return exec_result(p, SPI_execute_plan(plan, values, nulls, read_only, count),
+					   caller_cxt);
+}
+
+/*
+ * tp_exec under a fresh snapshot: the statement sees (and, when it writes,
+ * reaches) every row committed before it started, also in a REPEATABLE
+ * READ transaction whose own snapshot is older.  Used after a per-client
+ * lock, so that what the lock waited for is seen.
+ */
+int
+tp_exec_fresh(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = prepared_plan(p);
+	Snapshot	snap = tp_fresh_snapshot();
+	int			rc;
+
+	rc = SPI_execute_snapshot(plan, values, nulls, snap, InvalidSnapshot,
+							  read_only, true, count);
+	UnregisterSnapshot(snap);
+	return exec_result(p, rc, caller_cxt);
+}
+
+/*
+ * Per-client locks, taken on an object no SQL command can lock (the class
+ * is our settings table, the object a hash of the client code), so no role
+ * can hold one to block us.  Writers of a client's rows share TP_LOCK_ROWS;
+ * drop_client takes it exclusively, so it waits for the writers that came
+ * before it and the ones after it find the client gone.  Token changes and
+ * batches of one client are serialised among themselves only.  Held until
+ * the end of the transaction; a hash collision only serialises two clients.
+ */
+void
+tp_lock_client(const char *client, TpClientLock kind)
+{
+	LOCKTAG		tag;
+	uint32		h = hash_bytes((const unsigned char *) client, (int) strlen(client));
+	Oid			settings = relation_oid("settings");
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, settings, h, 1);
+	(void) LockAcquire(&tag, kind == TP_LOCK_DROP ? AccessExclusiveLock : AccessShareLock,
+					   false, false);
+	if (kind == TP_LOCK_TOKENS || kind == TP_LOCK_BATCHES)
+	{
+		SET_LOCKTAG_OBJECT(tag, MyDatabaseId, settings, h, kind == TP_LOCK_TOKENS ? 2 : 3);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
+/* The time our writes stamp: the transaction's start, like now(). */
 TimestampTz
 tp_now(void)
 {
 	return GetCurrentTransactionStartTimestamp();
+}
+
+/* The time validity is judged by: the clock (DESIGN.md). */
+TimestampTz
+tp_clock(void)
+{
+	return GetCurrentTimestamp();
 }
 
 /* One audit row; must run as the owner (inside tp_begin(…, true)). */

@@ -10,6 +10,7 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
 #include "executor/spi.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
@@ -53,7 +54,7 @@ extern char *tp_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname
 extern void tp_begin(TpPrivState *st, bool as_owner);
 extern void tp_end(TpPrivState *st);
 
-/* store.c: direct index lookups and cached SPI plans */
+/* store.c: the storage layer (direct reads, snapshots, per-client locks) */
 typedef struct TpPlan
 {
 	const char *sql;
@@ -66,14 +67,43 @@ extern Relation tp_open_table(const char *relname, LOCKMODE mode);
 extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
 extern void tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 							 Relation *rel, Relation *idx);
+
+/* A scan of one of our tables under a fresh snapshot. */
+typedef struct TpScan
+{
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snap;
+	struct SysScanDescData *scan;
+} TpScan;
+
+typedef enum TpClientLock
+{
+	TP_LOCK_ROWS,				/* writing the client's profiles */
+	TP_LOCK_TOKENS,				/* generating or revoking its tokens */
+	TP_LOCK_BATCHES,			/* a batch (the daily quota) */
+	TP_LOCK_DROP				/* drop_client */
+} TpClientLock;
+
+extern Snapshot tp_fresh_snapshot(void);
+extern void tp_fresh_scan_begin(TpScan *scan, const char *relname, const char *indexname,
+								int nkeys, const Datum *keys);
+extern HeapTuple tp_scan_next(TpScan *scan);
+extern void tp_scan_columns(TpScan *scan, HeapTuple tup, int ncols, const AttrNumber *cols,
+							Datum *values, bool *nulls);
+extern void tp_scan_end(TpScan *scan);
 extern bool tp_lookup(const char *relname, const char *indexname,
 					  int nkeys, const Datum *keys,
 					  int ncols, const AttrNumber *cols, Datum *values, bool *nulls);
 extern int	tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only,
 					long count);
+extern int	tp_exec_fresh(TpPlan *p, Datum *values, const char *nulls, bool read_only,
+						  long count);
+extern void tp_lock_client(const char *client, TpClientLock kind);
 extern void tp_audit(const char *client, const char *actor, const char *action,
 					 const char *detail_json);
 extern TimestampTz tp_now(void);
+extern TimestampTz tp_clock(void);
 
 /* settings lookup shared by tokens.c, authorize.c and the profile API */
 typedef struct TpSettings
@@ -99,7 +129,7 @@ extern char *tp_header_from_request(void);
 /* profiles.c */
 extern char *tp_new_tnt_id(void);
 
-/* tokens.c */
+/* token_verify.c: verification and its per-backend cache */
 extern bool tp_token_is_valid(const char *client, const char *token, size_t len);
 
 /* token_format.c */

@@ -303,7 +303,7 @@ COMMENT ON VIEW tgt_profile.client_stats IS 'Per client: profiles, valid tokens,
 REVOKE ALL ON tgt_profile.client_stats FROM PUBLIC;
 GRANT SELECT ON tgt_profile.client_stats TO tgt_profile_admin, tgt_profile_approver;
 
--- Every change of token_store tells the backends' token caches (tokens.c).
+-- Every change of token_store tells the backends' token caches (token_verify.c).
 CREATE FUNCTION tgt_profile.token_store_changed()
 	RETURNS trigger
 	LANGUAGE c
@@ -312,6 +312,10 @@ REVOKE ALL ON FUNCTION tgt_profile.token_store_changed() FROM PUBLIC;
 CREATE TRIGGER token_store_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON tgt_profile.token_store
 	FOR EACH STATEMENT EXECUTE FUNCTION tgt_profile.token_store_changed();
+-- (1.2) Always, also for writes made with session_replication_role = replica
+-- (logical replication's apply, pg_restore --disable-triggers aside): the
+-- caches are used only while this trigger fires always (token_verify.c).
+ALTER TABLE tgt_profile.token_store ENABLE ALWAYS TRIGGER token_store_changed;
 
 -- Validates and audits every change of settings, however it is made.
 CREATE FUNCTION tgt_profile.settings_guard()

@@ -1,25 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * tokens.c
- *	  The token lifecycle: generate (and so rotate), revoke, verify.
+ *	  The token lifecycle: generate (and so rotate) and revoke.
  *
  * A client has at most one active token.  generate_token revokes every
  * token of the client that is still valid, at once or after a grace period,
- * and inserts the new one; the client's settings row is locked first, so
+ * and inserts the new one.  Token changes of one client are serialised by a
+ * per-client lock (store.c) that no other role can hold, and the revoking
+ * UPDATE runs under a snapshot taken after the lock: it reaches the token a
+ * concurrent call just committed even in a REPEATABLE READ transaction, so
  * two concurrent regenerations leave exactly one valid token.
  *
- * verify_token is a read-only index lookup by (client, SHA-256): no SPI, no
- * write, so it works on a hot standby.  Its answers are cached per backend
- * until the next change of token_store anywhere (an invalidation, see the
- * token cache below), so a regenerated token fails on the next call of every
- * session.
+ * Verification lives below, in token_verify.c.
  *
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/sha2.h"
 #include "fmgr.h"
@@ -27,20 +25,9 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/memutils.h"
-#include "commands/trigger.h"
-#include "utils/snapmgr.h"
-#include "storage/proc.h"
 
 PG_FUNCTION_INFO_V1(tgtp_generate_token);
 PG_FUNCTION_INFO_V1(tgtp_revoke_tokens);
-PG_FUNCTION_INFO_V1(tgtp_verify_token);
-PG_FUNCTION_INFO_V1(tgtp_token_store_changed);
-
-/* Tokens longer than this are refused before anything else is done. */
-#define MAX_PRESENTED_LEN 1024
 
 static TimestampTz
 plus(TimestampTz t, const Interval *iv)
@@ -89,22 +76,16 @@ check_durations(const TpSettings *s, const Interval *expires_in, const Interval 
 				 errdetail("grace was %s.", interval_text(grace))));
 }
 
-/* Lock the client's settings row: serialises regenerations of one client. */
+/*
+ * Serialise the token changes of one client, then read its settings as
+ * committed now.  Not a row lock on settings: an approver may lock that row
+ * (it may update it), and must not be able to hold up an admin's revocation.
+ */
 static void
 lock_client(const char *client, TpSettings *s)
 {
-	static TpPlan plan = {
-		"SELECT 1 FROM tgt_profile.settings WHERE client OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-		1, {TEXTOID}
-	};
-	Datum		v = CStringGetTextDatum(client);
-
-	if (tp_exec(&plan, &v, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("client \"%s\" does not exist", client)));
-	/* re-read under the lock: a concurrent UPDATE may have committed */
-	(void) tp_get_settings(client, s);
+	tp_lock_client(client, TP_LOCK_TOKENS);
+	tp_require_client(client, s);
 }
 
 /*
@@ -130,7 +111,7 @@ revoke_valid(const char *client, TimestampTz revoke_at)
 	v[0] = CStringGetTextDatum(client);
 	v[1] = TimestampTzGetDatum(tp_now());
 	v[2] = TimestampTzGetDatum(revoke_at);
-	return tp_exec(&plan, v, NULL, false, 0);
+	return tp_exec_fresh(&plan, v, NULL, false, 0);
 }
 
 static int64
@@ -241,260 +222,4 @@ tgtp_revoke_tokens(PG_FUNCTION_ARGS)
 	tp_audit(client, actor, "revoke_tokens", detail);
 	tp_end(&st);
 	PG_RETURN_INT32(revoked);
-}
-
-/*
- * A one-entry memo of the last verification.  Within one snapshot of one
- * transaction the answer cannot change: the rows visible are the same and
- * now() is the same.  So a statement that checks the same token many times
- * (a loop, a join) pays for the lookup once.  The key is the snapshot's
- * content, not its address: a new statement after any commit has a new
- * completion count, so a regenerated token fails on the very next
- * statement, as without the memo.  The token text is zeroed at the end of
- * every transaction.
- */
-typedef struct VerifyMemo
-{
-	bool		used;
-	LocalTransactionId lxid;
-	TransactionId xmin;
-	TransactionId xmax;
-	uint32		xcnt;
-	int32		subxcnt;
-	bool		suboverflowed;
-	bool		during_recovery;
-	CommandId	curcid;
-	uint64		completions;
-	char		client[65];
-	char		token[TP_TOKEN_TEXT_LEN];
-	bool		result;
-} VerifyMemo;
-
-static VerifyMemo memo;
-static bool memo_callback_registered = false;
-
-static void
-memo_forget(XactEvent event, void *arg)
-{
-	if (memo.used)
-		explicit_bzero(&memo, sizeof(memo));
-}
-
-static bool
-memo_matches(Snapshot snap, const char *client, const char *token)
-{
-	return memo.used &&
-		memo.lxid == MyProc->lxid &&
-		memo.completions == snap->snapXactCompletionCount &&
-		memo.xmin == snap->xmin && memo.xmax == snap->xmax &&
-		memo.xcnt == snap->xcnt && memo.subxcnt == snap->subxcnt &&
-		memo.suboverflowed == snap->suboverflowed &&
-		memo.during_recovery == snap->takenDuringRecovery &&
-		memo.curcid == snap->curcid &&
-		strcmp(memo.client, client) == 0 &&
-		timingsafe_bcmp(memo.token, token, TP_TOKEN_TEXT_LEN) == 0;
-}
-
-static void
-memo_store(Snapshot snap, const char *client, const char *token, bool result)
-{
-	if (!memo_callback_registered)
-	{
-		RegisterXactCallback(memo_forget, NULL);
-		memo_callback_registered = true;
-	}
-	memo.used = true;
-	memo.lxid = MyProc->lxid;
-	memo.completions = snap->snapXactCompletionCount;
-	memo.xmin = snap->xmin;
-	memo.xmax = snap->xmax;
-	memo.xcnt = snap->xcnt;
-	memo.subxcnt = snap->subxcnt;
-	memo.suboverflowed = snap->suboverflowed;
-	memo.during_recovery = snap->takenDuringRecovery;
-	memo.curcid = snap->curcid;
-	strlcpy(memo.client, client, sizeof(memo.client));
-	memcpy(memo.token, token, TP_TOKEN_TEXT_LEN);
-	memo.result = result;
-}
-
-/*
- * Is this token valid for this client now?  Never raises for any input: a
- * malformed token is refused without a lookup, a well-formed one by the
- * stored hash and its validity window.
- */
-/*
- * A backend-local cache of token rows by (client, SHA-256): what the index
- * lookup found (or that it found nothing), and the row's validity window.
- * Every write to token_store fires a statement trigger that invalidates
- * token_store's relcache entry; the invalidation reaches every backend (and
- * hot standbys, through the commit record), and our relcache callback then
- * empties the cache.  Each lookup first accepts pending invalidations, so a
- * token revoked by a committed transaction fails on the next call anywhere,
- * exactly as without the cache.  Only hashes are kept, never token text.
- */
-#define TOKEN_CACHE_MAX 4096
-
-typedef struct TokenCacheKey
-{
-	char		client[65];
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-} TokenCacheKey;
-
-typedef struct TokenCacheEntry
-{
-	TokenCacheKey key;
-	bool		found;
-	TimestampTz expires_at;
-	bool		revoked;
-	TimestampTz revoked_at;
-} TokenCacheEntry;
-
-static HTAB *token_cache = NULL;
-static bool token_cache_stale = true;
-
-static void
-token_cache_invalidate(Datum arg, Oid relid)
-{
-	/* any relation: cheaper than looking up which one is ours */
-	token_cache_stale = true;
-}
-
-static HTAB *
-token_cache_get(void)
-{
-	if (token_cache == NULL)
-		CacheRegisterRelcacheCallback(token_cache_invalidate, (Datum) 0);
-	AcceptInvalidationMessages();
-	if (token_cache != NULL && (token_cache_stale ||
-								hash_get_num_entries(token_cache) >= TOKEN_CACHE_MAX))
-	{
-		hash_destroy(token_cache);
-		token_cache = NULL;
-	}
-	if (token_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(TokenCacheKey);
-		ctl.entrysize = sizeof(TokenCacheEntry);
-		ctl.hcxt = TopMemoryContext;
-		token_cache = hash_create("tgt_profile token cache", 256, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		token_cache_stale = false;
-	}
-	return token_cache;
-}
-
-/* The token row by (client, hash), from the cache or the index. */
-static void
-lookup_token(const char *client, const uint8 *digest, TokenCacheEntry *out)
-{
-	static const AttrNumber cols[3] = {3, 7, 8};	/* hash, expires_at, revoked_at */
-	HTAB	   *cache = token_cache_get();
-	TokenCacheKey key;
-	TokenCacheEntry *e;
-	bool		hit;
-	Datum		keys[2];
-	Datum		v[3];
-	bool		n[3];
-	bytea	   *key_hash;
-
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.client, client, sizeof(key.client));
-	memcpy(key.digest, digest, PG_SHA256_DIGEST_LENGTH);
-	e = (TokenCacheEntry *) hash_search(cache, &key, HASH_FIND, NULL);
-	if (e != NULL)
-	{
-		*out = *e;
-		return;
-	}
-
-	key_hash = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	SET_VARSIZE(key_hash, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(key_hash), digest, PG_SHA256_DIGEST_LENGTH);
-	keys[0] = CStringGetTextDatum(client);
-	keys[1] = PointerGetDatum(key_hash);
-	memset(out, 0, sizeof(*out));
-	out->key = key;
-	/* the index found it by hash; compare once more in constant time */
-	out->found = tp_lookup("token_store", "token_store_hash_key", 2, keys, 3, cols, v, n) &&
-		VARSIZE_ANY_EXHDR(DatumGetPointer(v[0])) == PG_SHA256_DIGEST_LENGTH &&
-		timingsafe_bcmp(VARDATA_ANY(DatumGetPointer(v[0])), digest,
-						PG_SHA256_DIGEST_LENGTH) == 0;
-	if (out->found)
-	{
-		out->expires_at = DatumGetTimestampTz(v[1]);
-		out->revoked = !n[2];
-		out->revoked_at = n[2] ? 0 : DatumGetTimestampTz(v[2]);
-	}
-	/* an invalidation that arrived during the lookup leaves nothing stale */
-	if (!token_cache_stale)
-	{
-		e = (TokenCacheEntry *) hash_search(cache, &key, HASH_ENTER, &hit);
-		*e = *out;
-	}
-}
-
-static bool
-token_row_valid(const char *client, const char *token, size_t len)
-{
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	TokenCacheEntry row;
-	TimestampTz now = tp_now();
-
-	tp_token_hash(token, len, digest);
-	lookup_token(client, digest, &row);
-	return row.found && row.expires_at > now && (!row.revoked || row.revoked_at > now);
-}
-
-/*
- * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON token_store FOR EACH
- * STATEMENT: tell every backend's token cache (see above).
- */
-Datum
-tgtp_token_store_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "token_store_changed must be called as a trigger");
-	CacheInvalidateRelcache(td->tg_relation);
-	PG_RETURN_POINTER(NULL);
-}
-
-bool
-tp_token_is_valid(const char *client, const char *token, size_t len)
-{
-	Snapshot	snap;
-	bool		result;
-
-	if (len != TP_TOKEN_TEXT_LEN || strlen(client) >= sizeof(memo.client))
-		return false;
-	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	if (memo_matches(snap, client, token))
-		return memo.result;
-	result = tp_token_well_formed(token, len) && token_row_valid(client, token, len);
-	memo_store(snap, client, token, result);
-	return result;
-}
-
-/* verify_token(client, token) RETURNS boolean; false, never an error. */
-Datum
-tgtp_verify_token(PG_FUNCTION_ARGS)
-{
-	text	   *client;
-	text	   *token;
-	char	   *client_str;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_BOOL(false);
-	client = PG_GETARG_TEXT_PP(0);
-	token = PG_GETARG_TEXT_PP(1);
-	if (VARSIZE_ANY_EXHDR(client) > 64 || VARSIZE_ANY_EXHDR(token) > MAX_PRESENTED_LEN)
-		PG_RETURN_BOOL(false);
-	client_str = text_to_cstring(client);
-	PG_RETURN_BOOL(tp_token_is_valid(client_str, VARDATA_ANY(token),
-									 VARSIZE_ANY_EXHDR(token)));
 }
