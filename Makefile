@@ -36,9 +36,9 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize settings profiles bulk upgrade
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk upgrade
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
-ISOLATION      = token_rotation profile_merge bulk_concurrency
+ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
 EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \
