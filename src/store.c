@@ -46,6 +46,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "storage/lock.h"
 
 /*
@@ -356,6 +357,10 @@ tp_lock_client(const char *client, TpClientLock kind)
 	uint32		h = hash_bytes((const unsigned char *) client, (int) strlen(client));
 	Oid			settings = relation_oid("settings");
 
+	/* the stronger modes cannot be had on a hot standby: say why first */
+	if (kind != TP_LOCK_ROWS)
+		PreventCommandIfReadOnly(kind == TP_LOCK_TOKENS ? "generate_token or revoke_tokens"
+								 : kind == TP_LOCK_BATCHES ? "bulk_update" : "drop_client");
 	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, settings, h, 1);
 	(void) LockAcquire(&tag, kind == TP_LOCK_DROP ? AccessExclusiveLock : AccessShareLock,
 					   false, false);
