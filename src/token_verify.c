@@ -269,14 +269,16 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
 	TokenCacheEntry row;
 	TimestampTz now;
 
-	if (len != TP_TOKEN_TEXT_LEN || strlen(client) >= sizeof(memo.client) ||
-		!tp_token_well_formed(token, len))
+	if (len != TP_TOKEN_TEXT_LEN || strlen(client) >= sizeof(memo.client))
 		return false;
 	token_cache_prepare();
+	/* the memo holds only well-formed tokens */
 	if (token_cache_usable && memo_matches(client, token))
 		row = memo.row;
 	else
 	{
+		if (!tp_token_well_formed(token, len))
+			return false;
 		lookup_token(client, token, len, &row);
 		if (token_cache_usable && !token_cache_stale)
 			memo_store(client, token, &row);
