@@ -31,7 +31,6 @@
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 
-PG_FUNCTION_INFO_V1(tgtp_can_manage);
 
 Oid
 tp_caller(void)
@@ -171,6 +170,35 @@ extension_owner(void)
 	return owner;
 }
 
+/* An error context callback that only hides the statement. */
+static void
+hide_statement(void *arg)
+{
+	errhidestmt(true);
+}
+
+/*
+ * Run a SQL-callable function's body (TP_SQL_FUNCTION) with an error
+ * context that marks every error raised meanwhile, ours or PostgreSQL's,
+ * as hiding the statement: the log gets the message, never the statement
+ * text, which may carry a token.  An ERROR unwinds error_context_stack
+ * itself.
+ */
+Datum
+tp_call_quietly(PGFunction body, FunctionCallInfo fcinfo)
+{
+	ErrorContextCallback quiet;
+	Datum		result;
+
+	quiet.callback = hide_statement;
+	quiet.arg = NULL;
+	quiet.previous = error_context_stack;
+	error_context_stack = &quiet;
+	result = body(fcinfo);
+	error_context_stack = quiet.previous;
+	return result;
+}
+
 /*
  * Start a section of our own SQL: search_path pinned to pg_catalog (so a
  * caller's schema cannot redirect an operator or function), and with
@@ -218,8 +246,7 @@ static struct
 }			manage_memo;
 
 /* tgt_profile.can_manage(client): the row-level security predicate. */
-Datum
-tgtp_can_manage(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_can_manage)
 {
 	char	   *client;
 	Oid			role = tp_caller();

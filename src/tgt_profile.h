@@ -12,6 +12,7 @@
 
 #include "access/htup.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
 
@@ -53,6 +54,27 @@ extern void tp_check_client_code(const char *client);
 extern char *tp_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void tp_begin(TpPrivState *st, bool as_owner);
 extern void tp_end(TpPrivState *st);
+extern Datum tp_call_quietly(PGFunction body, FunctionCallInfo fcinfo);
+
+/*
+ * Defines a SQL-callable function whose every error, raised by us or by
+ * PostgreSQL while it runs, hides the statement text from the server log
+ * (a statement may carry a token as a literal).  Use as
+ *		TP_SQL_FUNCTION(tgtp_name)
+ *		{
+ *			... the body, as of a PG_FUNCTION_INFO_V1 function ...
+ *		}
+ */
+#define TP_SQL_FUNCTION(name) \
+	static Datum name##_body(PG_FUNCTION_ARGS); \
+	PG_FUNCTION_INFO_V1(name); \
+	Datum \
+	name(PG_FUNCTION_ARGS) \
+	{ \
+		return tp_call_quietly(name##_body, fcinfo); \
+	} \
+	static Datum \
+	name##_body(PG_FUNCTION_ARGS)
 
 /* store.c: the storage layer (direct reads, snapshots, per-client locks) */
 typedef struct TpPlan

@@ -45,9 +45,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-PG_FUNCTION_INFO_V1(tgtp_verify_token);
-PG_FUNCTION_INFO_V1(tgtp_token_store_changed);
-
 /* Tokens longer than this are refused before anything else is done. */
 #define MAX_PRESENTED_LEN 1024
 
@@ -291,8 +288,7 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
  * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON token_store FOR EACH
  * STATEMENT: tell every backend's token cache (see above).
  */
-Datum
-tgtp_token_store_changed(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_token_store_changed)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
@@ -303,8 +299,7 @@ tgtp_token_store_changed(PG_FUNCTION_ARGS)
 }
 
 /* verify_token(client, token) RETURNS boolean; false, never an error. */
-Datum
-tgtp_verify_token(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_verify_token)
 {
 	text	   *client;
 	text	   *token;

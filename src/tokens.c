@@ -26,9 +26,6 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 
-PG_FUNCTION_INFO_V1(tgtp_generate_token);
-PG_FUNCTION_INFO_V1(tgtp_revoke_tokens);
-
 static TimestampTz
 plus(TimestampTz t, const Interval *iv)
 {
@@ -145,8 +142,7 @@ insert_token(const char *client, const char *token, TimestampTz expires_at,
  * generate_token(client, expires_in DEFAULT NULL, grace DEFAULT '0')
  *		RETURNS TABLE (token text, token_id bigint, expires_at timestamptz)
  */
-Datum
-tgtp_generate_token(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_generate_token)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	char	   *actor = tp_caller_name();
@@ -203,8 +199,7 @@ tgtp_generate_token(PG_FUNCTION_ARGS)
 }
 
 /* revoke_tokens(client) RETURNS integer: how many valid tokens it revoked. */
-Datum
-tgtp_revoke_tokens(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_revoke_tokens)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	char	   *actor = tp_caller_name();
