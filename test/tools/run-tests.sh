@@ -13,7 +13,8 @@
 # test of every suite (a suite that could not run counts as one failure);
 # the exit status is non-zero when anything failed.
 #
-# Environment: FUZZ_SECONDS (passed to the fuzz suite), KEEP_TMP=1 (keep the
+# Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
+# the TAP scripts whose names start so), KEEP_TMP=1 (keep the
 # temporary directories), SUITES="regress isolation partitioned tap unit fuzz" (a subset).
 set -u -o pipefail
 
@@ -202,7 +203,12 @@ suite_tap() {
 	echo
 	local -a scripts
 	shopt -s nullglob
-	scripts=("$REPO"/test/t/*.pl)
+	if [[ -n ${TAP_TESTS:-} ]]; then
+		local t
+		for t in $TAP_TESTS; do scripts+=("$REPO"/test/t/"$t"*.pl); done
+	else
+		scripts=("$REPO"/test/t/*.pl)
+	fi
 	shopt -u nullglob
 	echo "== $suite: ${#scripts[@]} script(s) in test/t, run as postgres${conf:+ (with $conf)}"
 	if ((${#scripts[@]} == 0)); then
