@@ -54,14 +54,7 @@ sub b_call
 # A: one long-lived psql session through pgbouncer.
 my $a = $pool->background_psql('postgres', on_error_stop => 0,
 	extra_params => [ '-U', 'backend', '-v', 'VERBOSITY=verbose' ]);
-sub a_call
-{
-	my ($sql) = @_;
-	$a->{stderr} = '';
-	my $out = $a->query($sql);
-	my $state = $a->{stderr} =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
-	return wantarray ? ($out, $state) : $out;
-}
+sub a_call { return session_query($a, @_) }
 
 my ($out, $state);
 

@@ -79,14 +79,7 @@ for my $case (
 # --- the same client's next transaction, on the same server connection ----
 my $a = $pool->background_psql('postgres', on_error_stop => 0,
 	extra_params => [ '-U', 'backend', '-v', 'VERBOSITY=verbose' ]);
-sub a_call
-{
-	my ($sql) = @_;
-	$a->{stderr} = '';
-	my $res = $a->query($sql);
-	my $st = $a->{stderr} =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
-	return wantarray ? ($res, $st) : $res;
-}
+sub a_call { return session_query($a, @_) }
 a_call('BEGIN');
 a_call(headers($tok));
 is(a_call(q{SELECT tgt_profile.get_profile('alpha', 'p1') #>> '{profile,tier}'}), 'gold',

@@ -16,7 +16,8 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(psql_state new_token token_windows via
-  start_pgbouncer stop_pgbouncer pgbouncer_admin wait_for_waiting_client psql_start);
+  start_pgbouncer stop_pgbouncer pgbouncer_admin wait_for_waiting_client psql_start
+  session_query);
 
 # psql_state($node, $dbname, $sql, %psql_params)
 #   Runs $sql with VERBOSITY=verbose and returns ($stdout, $sqlstate, $stderr):
@@ -56,6 +57,18 @@ sub token_windows
 {
 	my ($token, $len) = @_;
 	return map { substr($token, $_, $len) } 0 .. length($token) - $len;
+}
+
+# session_query($session, $sql): $sql in a background_psql session
+# (started with on_error_stop => 0 and VERBOSITY=verbose); in list context
+# ($stdout, $sqlstate of the first error or ''), else $stdout.
+sub session_query
+{
+	my ($session, $sql) = @_;
+	$session->{stderr} = '';
+	my $out = $session->query($sql);
+	my $state = $session->{stderr} =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
+	return wantarray ? ($out, $state) : $out;
 }
 
 # via($node, $host, $port): a copy of $node whose connection methods (psql,
