@@ -3,6 +3,11 @@
  * authorize.c
  *	  The require-auth check and the parsing of "Authorization: Bearer".
  *
+ * The token comes from the authorization argument, "Bearer <token>" only,
+ * or, when that argument is NULL, from the request header named by
+ * tgt_profile.token_header (read from request.headers, request_headers.c),
+ * where it may also come bare.  The argument always wins.
+ *
  * authorize(client, authorization) raises 28000 when the client requires
  * authentication and no token is presented, 28P01 when the token is not
  * valid (one message, whether invalid, revoked or expired).  It needs no
@@ -47,6 +52,36 @@ parse_bearer(const char *header, size_t len, const char **token, size_t *token_l
 	return true;
 }
 
+/*
+ * Find the token in the request header named by tgt_profile.token_header:
+ * bare ("tgtp_...", recognised by the token prefix) or "Bearer <token>".
+ * A custom header such as x-profile-token has no scheme to carry, so a
+ * bare token is its natural form; anything else (another scheme, a JWT)
+ * is no token, as in the argument.
+ */
+static bool
+parse_request_header(const char *header, size_t len, const char **token, size_t *token_len)
+{
+	if (header == NULL)
+		return false;
+	/* optional whitespace around a field value is not part of it (RFC 7230) */
+	while (len > 0 && (header[0] == ' ' || header[0] == '\t'))
+	{
+		header++;
+		len--;
+	}
+	while (len > 0 && (header[len - 1] == ' ' || header[len - 1] == '\t'))
+		len--;
+	if (len >= TP_TOKEN_PREFIX_LEN &&
+		memcmp(header, TP_TOKEN_PREFIX, TP_TOKEN_PREFIX_LEN) == 0)
+	{
+		*token = header;
+		*token_len = len;
+		return true;
+	}
+	return parse_bearer(header, len, token, token_len);
+}
+
 static void
 report_failure(const char *client, const char *token, size_t len)
 {
@@ -64,6 +99,34 @@ report_failure(const char *client, const char *token, size_t len)
 			 errmsg("invalid authorization token for client \"%s\"", client),
 			 errdetail("The token is not valid: it may be mistyped, revoked or expired."),
 			 errhint("Ask an approver of the client for a new token."),
+			 errhidestmt(true)));
+}
+
+/*
+ * 28000: the client requires a token and none was presented, in the
+ * argument or (when the argument was NULL) in the request header.
+ */
+static void report_no_token(const char *client, bool from_request) pg_attribute_noreturn();
+
+static void
+report_no_token(const char *client, bool from_request)
+{
+	ereport(LOG,
+			(errmsg("tgt_profile: authentication failed for client \"%s\"", client),
+			 from_request
+			 ? errdetail("Role \"%s\" presented no token in request header \"%s\".",
+						 tp_caller_name(), tgtp_token_header)
+			 : errdetail("Role \"%s\" presented no bearer token.", tp_caller_name()),
+			 errhidestmt(true), errhidecontext(true)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("client \"%s\" requires authentication", client),
+			 from_request
+			 ? errdetail("No authorization argument was given, and request header \"%s\" (tgt_profile.token_header) holds no token.",
+						 tgtp_token_header)
+			 : errdetail("No bearer token was presented."),
+			 errhint("Pass \"Bearer <token>\" as the authorization argument, as a bind parameter, or the token in request header \"%s\".",
+					 tgtp_token_header),
 			 errhidestmt(true)));
 }
 
@@ -87,22 +150,12 @@ tp_authorize(const char *client, const char *header, size_t header_len)
 	if (header == NULL)
 	{
 		from_request = tp_header_from_request();
-		header = from_request;
-		header_len = header ? strlen(header) : 0;
+		header_len = from_request ? strlen(from_request) : 0;
+		if (!parse_request_header(from_request, header_len, &token, &token_len))
+			report_no_token(client, true);
 	}
-	if (!parse_bearer(header, header_len, &token, &token_len))
-	{
-		ereport(LOG,
-				(errmsg("tgt_profile: authentication failed for client \"%s\"", client),
-				 errdetail("Role \"%s\" presented no bearer token.", tp_caller_name()),
-				 errhidestmt(true), errhidecontext(true)));
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("client \"%s\" requires authentication", client),
-				 errdetail("No bearer token was presented."),
-				 errhint("Pass \"Bearer <token>\" as the authorization argument, as a bind parameter."),
-				 errhidestmt(true)));
-	}
+	else if (!parse_bearer(header, header_len, &token, &token_len))
+		report_no_token(client, false);
 	if (!tp_token_is_valid(client, token, token_len))
 		report_failure(client, token, token_len);
 	if (from_request)

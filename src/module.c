@@ -24,6 +24,7 @@ int			tgtp_max_value_length = 5000;
 int			tgtp_max_profile_bytes = 64 * 1024;
 int			tgtp_max_id_length = 256;
 int			tgtp_profile_partitions = 0;
+char	   *tgtp_token_header = NULL;
 
 void		_PG_init(void);
 
@@ -51,6 +52,43 @@ define_limit(const char *name, const char *desc, const char *long_desc,
 {
 	DefineCustomIntVariable(name, desc, long_desc, var, def, min, max,
 							PGC_SUSET, flags, NULL, NULL, NULL);
+}
+
+/*
+ * A header name as PostgREST puts it in request.headers: lower case (it
+ * lower-cases every name, so an upper-case one would never match), made of
+ * RFC 7230 token characters, and short.
+ */
+static bool
+check_token_header(char **newval, void **extra, GucSource source)
+{
+	const char *s = *newval;
+	size_t		len = strlen(s);
+
+	if (len == 0 || len > TP_MAX_HEADER_NAME_LEN)
+	{
+		GUC_check_errdetail("A header name has 1 to %d characters.",
+							TP_MAX_HEADER_NAME_LEN);
+		return false;
+	}
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c >= 'A' && c <= 'Z')
+		{
+			GUC_check_errdetail("PostgREST lower-cases the names in request.headers, so a name with an upper-case letter never matches.");
+			GUC_check_errhint("Write the header name in lower case, for example \"x-profile-token\".");
+			return false;
+		}
+		if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') &&
+			strchr("!#$%&'*+-.^_`|~", c) == NULL)
+		{
+			GUC_check_errdetail("A header name consists of letters, digits and !#$%%&'*+-.^_`|~ (an RFC 7230 token).");
+			return false;
+		}
+	}
+	return true;
 }
 
 void
@@ -88,6 +126,12 @@ _PG_init(void)
 							"0 (the default) makes a plain table. Read only when the extension is installed.",
 							&tgtp_profile_partitions, 0, 0, 1024,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	/* PGC_SUSET: see the header comment of this file */
+	DefineCustomStringVariable("tgt_profile.token_header",
+							   "Request header that carries the token when no authorization argument is given.",
+							   "The member of request.headers (a JSON object with lower-cased names, as PostgREST sets it) that is read; it may hold the token bare or as \"Bearer <token>\".",
+							   &tgtp_token_header, "authorization",
+							   PGC_SUSET, 0, check_token_header, NULL, NULL);
 	tp_set_allocator(reader_palloc, reader_pfree);
 	MarkGUCPrefixReserved("tgt_profile");
 }

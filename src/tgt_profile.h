@@ -27,6 +27,9 @@ extern int	tgtp_max_value_length;
 extern int	tgtp_max_profile_bytes;
 extern int	tgtp_max_id_length;
 extern int	tgtp_profile_partitions;
+extern char *tgtp_token_header;	/* tgt_profile.token_header */
+
+#define TP_MAX_HEADER_NAME_LEN	64
 
 /* caller.c: who calls, what they may do, and acting as the owner */
 typedef enum TpLevel

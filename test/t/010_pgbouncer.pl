@@ -21,11 +21,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use TgtProfileTest;
-
-my $pgbouncer = '/usr/sbin/pgbouncer';
-plan skip_all => "no $pgbouncer (Debian package pgbouncer)" unless -x $pgbouncer;
 
 my $node = PostgreSQL::Test::Cluster->new('pool');
 $node->init;
@@ -40,56 +36,12 @@ my $ta = new_token($node, 'postgres', 'alpha');
 my $tb = new_token($node, 'postgres', 'beta');
 
 # --- pgbouncer: transaction pooling, one server connection, 127.0.0.1 ----
-my $dir = $node->basedir . '/pgbouncer';
-mkdir $dir or die "mkdir $dir: $!";
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my ($sock, $nport) = ($node->host, $node->port);
-append_to_file("$dir/userlist.txt", qq{"backend" ""\n"postgres" ""\n});
-append_to_file("$dir/pgbouncer.ini", <<"EOF");
-[databases]
-postgres = host=$sock port=$nport dbname=postgres
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/userlist.txt
-admin_users = postgres
-pool_mode = transaction
-default_pool_size = 1
-min_pool_size = 0
-reserve_pool_size = 0
-max_db_connections = 1
-max_client_conn = 100
-server_reset_query =
-ignore_startup_parameters = extra_float_digits,options
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-EOF
-system_or_bail($pgbouncer, '-d', '-q', "$dir/pgbouncer.ini");
-my $bouncer_pid;
-END
-{
-	# also when the script dies: never leave pgbouncer behind
-	kill 'TERM', $bouncer_pid if $bouncer_pid;
-}
-for (1 .. 100)
-{
-	last if -s "$dir/pgbouncer.pid";
-	usleep(100_000);
-}
-$bouncer_pid = slurp_file("$dir/pgbouncer.pid") =~ /(\d+)/ ? $1 : die 'pgbouncer did not start';
-
+my $bouncer = start_pgbouncer($node);
+my ($dir, $port) = ($bouncer->{dir}, $bouncer->{port});
 # $pool: the node as seen through pgbouncer
-my $pool = via($node, '127.0.0.1', $port);
+my $pool = $bouncer->{pool};
 my @as_backend = (extra_params => [ '-U', 'backend' ]);
 ok($pool->poll_query_until('postgres', 'SELECT 1', '1'), 'pgbouncer accepts connections');
-
-sub admin
-{
-	return $pool->safe_psql('pgbouncer', $_[0], extra_params => [ '-U', 'postgres' ]);
-}
 
 # B: a fresh psql client through pgbouncer for every call (simple protocol).
 sub b_call
@@ -102,14 +54,7 @@ sub b_call
 # A: one long-lived psql session through pgbouncer.
 my $a = $pool->background_psql('postgres', on_error_stop => 0,
 	extra_params => [ '-U', 'backend', '-v', 'VERBOSITY=verbose' ]);
-sub a_call
-{
-	my ($sql) = @_;
-	$a->{stderr} = '';
-	my $out = $a->query($sql);
-	my $state = $a->{stderr} =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
-	return wantarray ? ($out, $state) : $out;
-}
+sub a_call { return session_query($a, @_) }
 
 my ($out, $state);
 
@@ -147,20 +92,10 @@ is(a_call(q{SELECT tgt_profile.get_profile('alpha', 'a1') #>> '{profile,by}'}), 
 	'A: get_profile through a transaction-local request.headers');
 # B's call has to wait: A holds the only server connection.
 my ($b_out, $b_err) = ('', '');
-my $b = IPC::Run::start(
-	[ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-U', 'backend', '-d', $pool->connstr('postgres'),
-	  '-c', q{SELECT current_setting('request.headers', true)},
-	  '-c', q{SELECT tgt_profile.authorize('alpha')} ],
-	'>', \$b_out, '2>', \$b_err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-my $waiting = 0;
-for (1 .. 300)
-{
-	# SHOW POOLS: database|user|cl_active|cl_waiting|...
-	my ($row) = grep { /^postgres\|backend\|/ } split /\n/, admin('SHOW POOLS');
-	$waiting = (split /\|/, $row)[3] if $row;
-	last if $waiting >= 1;
-	usleep(100_000);
-}
+my $b = psql_start($pool, 'backend', \$b_out, \$b_err,
+	q{SELECT current_setting('request.headers', true)},
+	q{SELECT tgt_profile.authorize('alpha')});
+my $waiting = wait_for_waiting_client($bouncer, 'backend');
 cmp_ok($waiting, '>=', 1, 'B waits for the server connection that A holds');
 a_call('COMMIT');
 $b->finish;
@@ -294,21 +229,15 @@ is($node->safe_psql('postgres', q{SELECT count(DISTINCT client) FROM tgt_profile
 	'2', 'both clients wrote through pgbench');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'backend'}),
 	'1', 'still one server connection after everything');
-my ($servers) = grep { /^postgres\|backend\|/ } split /\n/, admin('SHOW POOLS');
+my ($servers) = grep { /^postgres\|backend\|/ } split /\n/, pgbouncer_admin($bouncer, 'SHOW POOLS');
 ok(defined $servers, 'pgbouncer has the pool postgres/backend');
 my $log = slurp_file($node->logfile);
-# (calls with no token at all are logged too, with "presented no bearer token")
+# (calls with no token at all are logged too, with "presented no bearer token"
+# or "presented no token in request header")
 my @failed = $log =~ /(authentication failed for client "\w+"\n[^\n]*DETAIL:  Role "\w+" presented (?:token|a malformed))/g;
 is(scalar(@failed), 9, 'exactly the 9 deliberate failures with a token were logged (the pgbench runs had none)');
 
 $a->quit;
-kill 'TERM', $bouncer_pid;
-for (1 .. 100)
-{
-	last unless kill 0, $bouncer_pid;
-	usleep(100_000);
-}
-ok(!kill(0, $bouncer_pid), 'pgbouncer stopped');
-$bouncer_pid = undef;
+ok(stop_pgbouncer($bouncer), 'pgbouncer stopped');
 $node->stop;
 done_testing();
