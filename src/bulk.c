@@ -60,9 +60,6 @@ PG_FUNCTION_INFO_V1(tgtp_batch_status);
 #define CHUNK_RECORDS	10000
 #define CHUNK_MEMORY	(32 * 1024 * 1024)
 
-/* An unchanged record refreshes last_seen_at only when it is this old. */
-#define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
-
 /* advisory lock space for "one batch of this client at a time" */
 #define BATCH_LOCK_CLASS	0x74677470	/* 'tgtp' */
 
@@ -135,6 +132,7 @@ typedef struct Batch
 	int64		found;			/* existing profiles the last read found */
 	int64		row_limit;		/* max_batch_rows or what the quota leaves */
 	bool		quota_bound;	/* row_limit comes from the daily quota */
+	Interval	lifetime;		/* the client's profile_lifetime */
 	BatchCounts counts;
 	MemoryContext chunk_cxt;
 	MemoryContext reader_cxt;
@@ -377,9 +375,9 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 
 	if (p == NULL)
 	{
-		if (r->nattrs == 0)
+		if (tp_attrs_only_removals(r->attrs, r->nattrs))
 		{
-			/* an empty record never creates a profile (Adobe ignores it) */
+			/* a record that sets nothing (empty, or removals only) never creates a profile */
 			r->status = REC_UNCHANGED;
 			return;
 		}
@@ -736,7 +734,8 @@ write_profiles(Batch *b, ChunkMap *m)
 
 		if (!p->touched)
 			continue;
-		if (!p->is_new && !p->changed && now - p->row.last_seen_at < LAST_SEEN_REFRESH_USECS)
+		if (!p->is_new && !p->changed &&
+			!tp_last_seen_stale(b->client, p->row.last_seen_at, &b->lifetime))
 			continue;			/* unchanged: writes nothing */
 		stamp(p, now);
 		list[n++] = p;
@@ -773,8 +772,8 @@ typedef enum ApplyResult
  * Reading a key that does not exist costs an index descent, the same as the
  * insert's own unique check after it; a batch of new profiles would pay it
  * twice.  So when the previous chunk found none of its keys, this one takes
- * them to be new and reads only the keys of empty records (whose profiles
- * are touched only if they exist): should one of the others exist after
+ * them to be new and reads only the keys of records that set nothing (whose
+ * profiles are touched only if they exist): should one of the others exist after
  * all, the insert fails on the unique index, in its subtransaction, before
  * anything else is written, and the chunk starts over reading every key.
  * The first chunk always reads its keys, so a batch of known profiles never
@@ -794,7 +793,7 @@ apply_pending(Batch *b, bool *pending)
 	{
 		Rec		   *r = &b->recs[i];
 
-		if (pending[i] && (!b->assume_new || r->nattrs == 0))
+		if (pending[i] && (!b->assume_new || tp_attrs_only_removals(r->attrs, r->nattrs)))
 			keys[r->kind][nkeys[r->kind]++] = r->key;
 	}
 	b->found = fetch_profiles(b, map, TP_KEY_PCID, keys[0], nkeys[0]) +
@@ -1193,6 +1192,7 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	b.client = client;
 	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
 	tp_require_client(client, &s);
+	b.lifetime = s.profile_lifetime;
 
 	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
 	if (reader == NULL)
