@@ -310,8 +310,9 @@ diff_column(StringInfo buf, Relation rel, HeapTuple oldtup, HeapTuple newtup,
 
 /*
  * Refuse a duration outside its bounds (DESIGN.md "Bounds on settings") as
- * the CHECK constraint named would (23514), and before it: the constraint
- * compares with calendar arithmetic, which a huge field would overflow.
+ * the CHECK constraint named would (23514, its message), and before it: the
+ * constraints compare with calendar arithmetic, which a huge field would
+ * overflow (22008), and do not see a negative field.
  */
 static void
 check_duration(Relation rel, HeapTuple tup, int attno, int64 min_usecs,
@@ -326,9 +327,10 @@ check_duration(Relation rel, HeapTuple tup, int attno, int64 min_usecs,
 	iv = DatumGetIntervalP(d);
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECK_VIOLATION),
-			 errmsg("%s must lie %s", NameStr(TupleDescAttr(RelationGetDescr(rel), attno - 1)->attname),
-					bounds),
-			 errdetail("The value was %s.",
+			 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
+					RelationGetRelationName(rel), constraint),
+			 errdetail("%s must lie %s; it was %s.",
+					   NameStr(TupleDescAttr(RelationGetDescr(rel), attno - 1)->attname), bounds,
 					   DatumGetCString(DirectFunctionCall1(interval_out, d))),
 			 (iv->month < 0 || iv->day < 0 || iv->time < 0)
 			 ? errhint("No part of it (months, days, time) may be negative.") : 0,
