@@ -178,7 +178,7 @@ bare_cr(const char *p, const char *eol)
 }
 
 #define BARE_CR_PROBLEM \
-	"a carriage return (CR) that does not end the line: lines must end in LF or CRLF"
+	"a carriage return (CR) that does not end its line; lines must end in LF or CRLF"
 
 /*
  * A control character (C0, DEL, C1) or a byte-order mark (U+FEFF) in a
@@ -522,8 +522,8 @@ tp_adobe_next(tp_reader *r, tp_record *rec)
 		line = st->next;
 		st->next = line_end(line, st->end, &eol);
 		if (bare_cr(line, eol))
-			return tp_fail(r, "%s (after record %lld)", BARE_CR_PROBLEM,
-						   (long long) st->row);
+			return tp_fail(r, "record %lld: %s", (long long) st->row + 1,
+						   BARE_CR_PROBLEM);
 	} while (blank_line(line, eol));
 
 	/* decoded cells are never longer than the line */

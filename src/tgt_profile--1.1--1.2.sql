@@ -7,9 +7,10 @@
  * profile_lifetime at most 10 years, profile_lifetime at least an hour, no
  * negative field.  A row outside them is brought within them first, by an
  * UPDATE that the settings_guard trigger audits like any other change, with
- * a NOTICE per client.  Clamped rather than adding the constraints NOT
- * VALID: such a row is what made purge_expired() fail for every client, NOT
- * VALID would keep it, and the catalog would differ from a fresh install's.
+ * a WARNING per client (an extension script hides NOTICEs).  Clamped rather
+ * than adding the constraints NOT VALID: such a row is what made
+ * purge_expired() fail for every client, NOT VALID would keep it, and the
+ * catalog would differ from a fresh install's.
  */
 ALTER TABLE tgt_profile.settings
 	DROP CONSTRAINT settings_max_token_ttl_check,
@@ -28,12 +29,17 @@ BEGIN
 		BEGIN
 			v := ARRAY[r.token_ttl, r.max_token_ttl, r.profile_lifetime];
 			FOR i IN 1..3 LOOP
-				-- a negative field is spread over the others: same length
-				IF LEAST(EXTRACT(year FROM v[i]), EXTRACT(month FROM v[i]), EXTRACT(day FROM v[i]),
-						 EXTRACT(hour FROM v[i]), EXTRACT(minute FROM v[i]),
-						 EXTRACT(second FROM v[i])) OPERATOR(pg_catalog.<) 0 THEN
-					v[i] := pg_catalog.justify_interval(v[i]);
-				END IF;
+				-- a negative field is taken from the others, hours from days
+				-- first ('100 days -1 hour': '99 days 23:00'), then days from
+				-- months: the same length, as intervals compare
+				FOR j IN 1..2 LOOP
+					IF LEAST(EXTRACT(year FROM v[i]), EXTRACT(month FROM v[i]), EXTRACT(day FROM v[i]),
+							 EXTRACT(hour FROM v[i]), EXTRACT(minute FROM v[i]),
+							 EXTRACT(second FROM v[i])) OPERATOR(pg_catalog.<) 0 THEN
+						v[i] := CASE j WHEN 1 THEN pg_catalog.justify_hours(v[i])
+									   ELSE pg_catalog.justify_interval(v[i]) END;
+					END IF;
+				END LOOP;
 			END LOOP;
 			tt := v[1];
 			mx := v[2];
@@ -60,7 +66,7 @@ BEGIN
 		-- compared as text: '1 mon' and '30 days' are equal intervals
 		IF (tt::text, mx::text, lt::text) IS DISTINCT FROM
 		   (r.token_ttl::text, r.max_token_ttl::text, r.profile_lifetime::text) THEN
-			RAISE NOTICE 'settings of client "%" brought within the bounds of tgt_profile 1.2', r.client
+			RAISE WARNING 'settings of client "%" brought within the bounds of tgt_profile 1.2', r.client
 				USING DETAIL = pg_catalog.format('token_ttl %s -> %s, max_token_ttl %s -> %s, profile_lifetime %s -> %s.',
 												  r.token_ttl, tt, r.max_token_ttl, mx, r.profile_lifetime, lt);
 			UPDATE tgt_profile.settings

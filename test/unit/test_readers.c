@@ -527,13 +527,13 @@ test_adobe(void)
 
 	/* a file that cannot be split into lines, names no message can show */
 	check("adobe: CR-only line ends", "batch=pcId,tier\rcr1,gold\r",
-		  HDR_ERR("a carriage return (CR) that does not end the line: lines must end in LF or CRLF"));
+		  HDR_ERR("a carriage return (CR) that does not end its line; lines must end in LF or CRLF"));
 	check("adobe: CR-only line ends after an LF header", "batch=pcId,tier\ncr1,gold\rcr2,SECRET\r",
-		  "FATAL(a carriage return (CR) that does not end the line: lines must end in LF or CRLF (after record 0))");
+		  "FATAL(record 1: a carriage return (CR) that does not end its line; lines must end in LF or CRLF)");
 	check("adobe: a bare CR in a later line", "batch=pcId,tier\r\n1,x\r\n2,y\r3,SECRET\r\n",
-		  "1 pcId=1 {tier:\"x\"} | FATAL(a carriage return (CR) that does not end the line: lines must end in LF or CRLF (after record 1))");
+		  "1 pcId=1 {tier:\"x\"} | FATAL(record 2: a carriage return (CR) that does not end its line; lines must end in LF or CRLF)");
 	check("adobe: a bare CR in a blank line", "batch=pcId,tier\n1,x\n \r \n2,y\n",
-		  "1 pcId=1 {tier:\"x\"} | FATAL(a carriage return (CR) that does not end the line: lines must end in LF or CRLF (after record 1))");
+		  "1 pcId=1 {tier:\"x\"} | FATAL(record 2: a carriage return (CR) that does not end its line; lines must end in LF or CRLF)");
 	check("adobe: control character in a header name (decoded)", "batch=pcId,ti%0Aer\n1,x\n",
 		  HDR_ERR("the name of column 2 holds a control character or a byte-order mark"));
 	check("adobe: control character in a header name (raw tab)", "batch=pcId,a,ti\ter\n1,x\n",
