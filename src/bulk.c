@@ -377,7 +377,7 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 	{
 		if (tp_attrs_only_removals(r->attrs, r->nattrs))
 		{
-			/* a record that sets nothing (empty, or removals only) never creates a profile */
+			/* a record that sets nothing (empty, or only removals) creates none */
 			r->status = REC_UNCHANGED;
 			return;
 		}
@@ -772,9 +772,9 @@ typedef enum ApplyResult
  * Reading a key that does not exist costs an index descent, the same as the
  * insert's own unique check after it; a batch of new profiles would pay it
  * twice.  So when the previous chunk found none of its keys, this one takes
- * them to be new and reads only the keys of records that set nothing (whose
- * profiles are touched only if they exist): should one of the others exist after
- * all, the insert fails on the unique index, in its subtransaction, before
+ * them to be new and reads only the keys of records that set nothing
+ * (whose profiles are touched only if they exist): should one of the others
+ * exist after all, the insert fails on the unique index, in its subtransaction, before
  * anything else is written, and the chunk starts over reading every key.
  * The first chunk always reads its keys, so a batch of known profiles never
  * writes (and rolls back) a row on a guess.
