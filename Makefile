@@ -36,7 +36,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk request_headers upgrade
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk request_headers upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)

@@ -23,7 +23,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-/* Names longer than this are not quoted in a reason. */
+/* Longest piece of a name quoted in a reason, in bytes. */
 #define QUOTE_NAME_MAX 64
 
 static const char *
@@ -38,6 +38,17 @@ reason(char *buf, size_t buflen, const char *fmt,...)
 	vsnprintf(buf, buflen, fmt, ap);
 	va_end(ap);
 	return buf;
+}
+
+/*
+ * How much of a name a reason quotes: at most QUOTE_NAME_MAX bytes, cut on
+ * a character boundary, so the reason stays valid text (it is raised as a
+ * message or stored in batch_rejects).
+ */
+static int
+quote_len(const char *name, size_t len)
+{
+	return pg_mbcliplen(name, (int) Min(len, (size_t) INT_MAX), QUOTE_NAME_MAX);
 }
 
 /*
@@ -70,6 +81,101 @@ tp_id_check(const char *what, const char *id, size_t len, char *buf, size_t bufl
 }
 
 /*
+ * The digits of a JSON number literal, as set_var_from_str reads them.
+ * *ok is false when the text is no JSON number at all.
+ */
+typedef struct NumberText
+{
+	bool		ok;
+	bool		zero;			/* every digit is 0 */
+	int64		nint;			/* digits before the point */
+	int64		nfrac;			/* digits after it */
+	int64		first;			/* index of the first non-zero digit */
+	int64		exp;			/* the exponent, saturated */
+} NumberText;
+
+static void
+scan_digits(const char **p, const char *e, NumberText *t, int64 *count)
+{
+	for (; *p < e && **p >= '0' && **p <= '9'; (*p)++, (*count)++)
+		if (t->zero && **p != '0')
+		{
+			t->zero = false;
+			t->first = t->nint + t->nfrac;
+		}
+}
+
+static NumberText
+number_text(const char *s, size_t len)
+{
+	const char *p = s;
+	const char *e = s + len;
+	NumberText	t = {false, true, 0, 0, 0, 0};
+	bool		neg_exp = false;
+
+	if (p < e && *p == '-')
+		p++;
+	scan_digits(&p, e, &t, &t.nint);
+	if (p < e && *p == '.')
+	{
+		p++;
+		scan_digits(&p, e, &t, &t.nfrac);
+		if (t.nfrac == 0)
+			return t;
+	}
+	if (t.nint == 0)
+		return t;
+	if (p < e && (*p == 'e' || *p == 'E'))
+	{
+		const char *d;
+
+		if (++p < e && (*p == '+' || *p == '-'))
+			neg_exp = (*p++ == '-');
+		for (d = p; p < e && *p >= '0' && *p <= '9'; p++)
+			t.exp = Min(t.exp * 10 + (*p - '0'), (int64) PG_INT32_MAX);
+		if (p == d)
+			return t;
+		if (neg_exp)
+			t.exp = -t.exp;
+	}
+	t.ok = (p == e);
+	return t;
+}
+
+/*
+ * Whether type numeric takes the JSON number literal s, and if so the
+ * characters of the text numeric_out prints for it (what max_value_length
+ * counts, so that a literal in a batch and the same literal in a jsonb
+ * argument count alike).  numeric_in itself cannot be asked: it raises,
+ * PostgreSQL 15 has no soft input errors, and a subtransaction per record
+ * would cost every batch.  So its limits are applied here, as
+ * set_var_from_str and make_result apply them: an exponent within
+ * INT_MAX / 2, at most NUMERIC_DSCALE_MAX (16383) digits after the point,
+ * and a first significant digit whose base-10000 weight fits in int16
+ * (below 10^131072).
+ */
+static bool
+number_chars(const char *s, size_t len, int64 *chars)
+{
+	NumberText	t = number_text(s, len);
+	int64		dscale;
+	int64		e10;
+
+	if (!t.ok || t.exp >= PG_INT32_MAX / 2 || t.exp <= -(PG_INT32_MAX / 2))
+		return false;
+	dscale = Max(t.nfrac - t.exp, 0);
+	if (dscale > 16383)
+		return false;
+	/* the decimal exponent of the first significant digit */
+	e10 = t.nint - 1 - t.first + t.exp;
+	if (!t.zero && e10 > 4 * (int64) PG_INT16_MAX + 3)
+		return false;
+	*chars = (!t.zero && s[0] == '-') + (!t.zero && e10 >= 0 ? e10 + 1 : 1) +
+		(dscale > 0 ? dscale + 1 : 0);
+	return true;
+}
+
+/*
  * Check a record's attributes against the limits.  NULL when they are
  * good, else the reason (in buf).
  */
@@ -95,20 +201,38 @@ tp_attrs_check(const tp_attr *attrs, int nattrs, char *buf, size_t buflen)
 	for (int i = 0; i < nattrs; i++)
 	{
 		const tp_attr *a = &attrs[i];
-		int			qlen = Min((int) a->name_len, QUOTE_NAME_MAX);
-		int			n;
+		int64		n = 0;
 
 		if (a->kind == TP_VAL_NESTED)
 			return reason(buf, buflen,
 						  "attribute \"%.*s\" is an object or array; attribute values must be strings, numbers or booleans",
-						  qlen, a->name);
-		if ((a->kind == TP_VAL_STRING || a->kind == TP_VAL_NUMBER) &&
-			(n = chars_over(a->value, a->value_len, tgtp_max_value_length)) > 0)
+						  quote_len(a->name, a->name_len), a->name);
+		if (a->kind == TP_VAL_NUMBER && !number_chars(a->value, a->value_len, &n))
 			return reason(buf, buflen,
-						  "attribute \"%.*s\" has a value of %d characters, more than tgt_profile.max_value_length (%d)",
-						  qlen, a->name, n, tgtp_max_value_length);
+						  "attribute \"%.*s\" is a number out of the range of type numeric",
+						  quote_len(a->name, a->name_len), a->name);
+		if (a->kind == TP_VAL_STRING)
+			n = chars_over(a->value, a->value_len, tgtp_max_value_length);
+		if (n > tgtp_max_value_length)
+			return reason(buf, buflen,
+						  "attribute \"%.*s\" has a value of " INT64_FORMAT " characters, more than tgt_profile.max_value_length (%d)",
+						  quote_len(a->name, a->name_len), a->name, n, tgtp_max_value_length);
 	}
 	return NULL;
+}
+
+/*
+ * Whether a record only removes attributes (or names none): it can change
+ * an existing profile but never creates one (DESIGN.md "Records of removals
+ * only").
+ */
+bool
+tp_attrs_only_removals(const tp_attr *attrs, int nattrs)
+{
+	for (int i = 0; i < nattrs; i++)
+		if (attrs[i].kind != TP_VAL_NULL)
+			return false;
+	return true;
 }
 
 static void

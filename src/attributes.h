@@ -19,6 +19,7 @@ extern const char *tp_id_check(const char *what, const char *id, size_t len,
 							   char *buf, size_t buflen);
 extern const char *tp_attrs_check(const tp_attr *attrs, int nattrs,
 								  char *buf, size_t buflen);
+extern bool tp_attrs_only_removals(const tp_attr *attrs, int nattrs);
 extern Jsonb *tp_attrs_merge(Jsonb *old, const tp_attr *attrs, int nattrs,
 							 bool *changed, char *buf, size_t buflen,
 							 const char **why);

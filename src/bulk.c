@@ -61,8 +61,6 @@ PG_FUNCTION_INFO_V1(tgtp_batch_status);
 #define CHUNK_RECORDS	10000
 #define CHUNK_MEMORY	(32 * 1024 * 1024)
 
-/* An unchanged record refreshes last_seen_at only when it is this old. */
-#define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
 
 typedef enum RecStatus
 {
@@ -133,6 +131,7 @@ typedef struct Batch
 	int64		found;			/* existing profiles the last read found */
 	int64		row_limit;		/* max_batch_rows or what the quota leaves */
 	bool		quota_bound;	/* row_limit comes from the daily quota */
+	Interval	lifetime;		/* the client's profile_lifetime */
 	BatchCounts counts;
 	MemoryContext chunk_cxt;
 	MemoryContext reader_cxt;
@@ -375,9 +374,9 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 
 	if (p == NULL)
 	{
-		if (r->nattrs == 0)
+		if (tp_attrs_only_removals(r->attrs, r->nattrs))
 		{
-			/* an empty record never creates a profile (Adobe ignores it) */
+			/* a record that sets nothing (empty, or only removals) creates none */
 			r->status = REC_UNCHANGED;
 			return;
 		}
@@ -734,7 +733,8 @@ write_profiles(Batch *b, ChunkMap *m)
 
 		if (!p->touched)
 			continue;
-		if (!p->is_new && !p->changed && now - p->row.last_seen_at < LAST_SEEN_REFRESH_USECS)
+		if (!p->is_new && !p->changed &&
+			!tp_last_seen_stale(b->client, p->row.last_seen_at, &b->lifetime))
 			continue;			/* unchanged: writes nothing */
 		stamp(p, now);
 		list[n++] = p;
@@ -771,9 +771,9 @@ typedef enum ApplyResult
  * Reading a key that does not exist costs an index descent, the same as the
  * insert's own unique check after it; a batch of new profiles would pay it
  * twice.  So when the previous chunk found none of its keys, this one takes
- * them to be new and reads only the keys of empty records (whose profiles
- * are touched only if they exist): should one of the others exist after
- * all, the insert fails on the unique index, in its subtransaction, before
+ * them to be new and reads only the keys of records that set nothing
+ * (whose profiles are touched only if they exist): should one of the others
+ * exist after all, the insert fails on the unique index, in its subtransaction, before
  * anything else is written, and the chunk starts over reading every key.
  * The first chunk always reads its keys, so a batch of known profiles never
  * writes (and rolls back) a row on a guess.
@@ -792,7 +792,7 @@ apply_pending(Batch *b, bool *pending)
 	{
 		Rec		   *r = &b->recs[i];
 
-		if (pending[i] && (!b->assume_new || r->nattrs == 0))
+		if (pending[i] && (!b->assume_new || tp_attrs_only_removals(r->attrs, r->nattrs)))
 			keys[r->kind][nkeys[r->kind]++] = r->key;
 	}
 	b->found = fetch_profiles(b, map, TP_KEY_PCID, keys[0], nkeys[0]) +
@@ -1192,6 +1192,7 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	 */
 	tp_lock_client(client, TP_LOCK_BATCHES);
 	tp_require_client(client, &s);
+	b.lifetime = s.profile_lifetime;
 	tp_begin(&st, true);
 	set_row_limit(&b, &s);
 	b.batch_id = insert_batch_row(client, tp_reader_format(reader), actor);

@@ -315,6 +315,35 @@ diff_column(StringInfo buf, Relation rel, HeapTuple oldtup, HeapTuple newtup,
 }
 
 /*
+ * Refuse a duration outside its bounds (DESIGN.md "Bounds on settings") as
+ * the CHECK constraint named would (23514, its message), and before it: the
+ * constraints compare with calendar arithmetic, which a huge field would
+ * overflow (22008), and do not see a negative field.
+ */
+static void
+check_duration(Relation rel, HeapTuple tup, int attno, int64 min_usecs,
+			   bool min_inclusive, const char *constraint, const char *bounds)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, attno, RelationGetDescr(rel), &isnull);
+	Interval   *iv;
+
+	if (isnull || tp_duration_within(DatumGetIntervalP(d), min_usecs, min_inclusive))
+		return;					/* NULL: the NOT NULL constraint says so */
+	iv = DatumGetIntervalP(d);
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
+					RelationGetRelationName(rel), constraint),
+			 errdetail("%s must lie %s; it was %s.",
+					   NameStr(TupleDescAttr(RelationGetDescr(rel), attno - 1)->attname), bounds,
+					   DatumGetCString(DirectFunctionCall1(interval_out, d))),
+			 (iv->month < 0 || iv->day < 0 || iv->time < 0)
+			 ? errhint("No part of it (months, days, time) may be negative.") : 0,
+			 errtableconstraint(rel, constraint)));
+}
+
+/*
  * BEFORE UPDATE ON settings FOR EACH ROW.  Columns 1..6 are client,
  * require_auth, token_ttl, max_token_ttl, profile_lifetime, daily_row_limit;
  * 9 and 10 are updated_at and updated_by.
@@ -356,6 +385,13 @@ tgtp_settings_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to change the limits of client \"%s\"", client),
 				 errdetail("max_token_ttl and daily_row_limit are changed by members of tgt_profile_admin only.")));
+
+	check_duration(rel, newtup, 3, 0, false, "settings_token_ttl_check",
+				   "above 0 and at most " TP_MAX_DURATION_TEXT ", and not above max_token_ttl");
+	check_duration(rel, newtup, 4, 0, false, "settings_max_token_ttl_check",
+				   "above 0 and at most " TP_MAX_DURATION_TEXT);
+	check_duration(rel, newtup, 5, TP_MIN_LIFETIME_USECS, true, "settings_profile_lifetime_check",
+				   "between 1 hour and " TP_MAX_DURATION_TEXT);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');

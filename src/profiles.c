@@ -4,7 +4,7 @@
  *	  The single-profile API: upsert, get, delete, and the expiry purge.
  *
  * upsert_profile reads the profile without a lock, merges in memory, and
- * writes only when something changed (or last_seen_at is a day old): an
+ * writes only when something changed (or last_seen_at is getting old): an
  * unchanged upsert writes no tuple and no WAL.  The write replaces the row
  * version it read (profile_write.c); when a concurrent transaction changed
  * or deleted the row first, the write does not happen and the upsert starts
@@ -37,9 +37,6 @@ PG_FUNCTION_INFO_V1(tgtp_upsert_profile);
 PG_FUNCTION_INFO_V1(tgtp_get_profile);
 PG_FUNCTION_INFO_V1(tgtp_delete_profile);
 PG_FUNCTION_INFO_V1(tgtp_purge_expired);
-
-/* An unchanged upsert refreshes last_seen_at only when it is this old. */
-#define LAST_SEEN_REFRESH_USECS	USECS_PER_DAY
 
 /* How often a conflicting concurrent change may send an upsert round. */
 #define MAX_ROUNDS 100
@@ -285,6 +282,13 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 	if (why)
 		raise_reason(why);
 
+	if (!row.found && nattrs > 0 && tp_attrs_only_removals(attrs, nattrs))
+	{
+		/* nothing to remove from a profile that does not exist: create none */
+		*tnt_id = pc_id;
+		*status = "unchanged";
+		return true;
+	}
 	if (!row.found)
 	{
 		*tnt_id = pc_id ? pstrdup(pc_id) : tp_new_tnt_id();
@@ -294,7 +298,7 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 
 	*tnt_id = row.row.tnt_id;
 	*status = (changed || link) ? "updated" : "unchanged";
-	if (!changed && !link && tp_now() - row.row.last_seen_at < LAST_SEEN_REFRESH_USECS)
+	if (!changed && !link && !tp_last_seen_stale(client, row.row.last_seen_at, NULL))
 		return true;			/* nothing to write, not even last_seen_at */
 	return update_profile(&row.row, client, link ? tpid : row.row.third_party_id,
 						  merged, changed || link);
@@ -344,7 +348,8 @@ tgtp_upsert_profile(PG_FUNCTION_ARGS)
 		if (upsert_round(client, pc_id, tpid, attrs, nattrs, &status, &tnt_id))
 			break;
 	}
-	tnt_id = MemoryContextStrdup(st.outer, tnt_id);
+	if (tnt_id)
+		tnt_id = MemoryContextStrdup(st.outer, tnt_id);
 	tp_end(&st);
 	if (round == MAX_ROUNDS)
 		ereport(ERROR,
@@ -352,7 +357,8 @@ tgtp_upsert_profile(PG_FUNCTION_ARGS)
 				 errmsg("could not upsert the profile: it kept changing concurrently"),
 				 errhint("Retry the call.")));
 
-	values[0] = CStringGetTextDatum(tnt_id);
+	nulls[0] = (tnt_id == NULL);	/* removals only, by third-party id */
+	values[0] = tnt_id ? CStringGetTextDatum(tnt_id) : (Datum) 0;
 	values[1] = CStringGetTextDatum(status);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
@@ -445,30 +451,74 @@ tgtp_delete_profile(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The clients to purge and their profile_lifetime, as lists in the current
+ * memory context.
+ */
+static int
+purge_clients(const char *client, char ***clients, Interval **lifetimes)
+{
+	static TpPlan plan = {
+		"SELECT client, profile_lifetime FROM tgt_profile.settings "
+		" WHERE $1::text IS NULL OR client OPERATOR(pg_catalog.=) $1 ORDER BY client",
+		1, {TEXTOID}
+	};
+	Datum		v = client ? CStringGetTextDatum(client) : (Datum) 0;
+	char		nulls[1] = {client ? ' ' : 'n'};
+	int			n = tp_exec(&plan, &v, nulls, true, 0);
+
+	*clients = palloc(sizeof(char *) * Max(n, 1));
+	*lifetimes = palloc(sizeof(Interval) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+
+		(*clients)[i] = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		(*lifetimes)[i] = *DatumGetIntervalP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+/* Delete one client's profiles last seen before cutoff; audited. */
+static int64
+purge_client(const char *client, TimestampTz cutoff, const char *actor)
+{
+	static TpPlan plan = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2",
+		2, {TEXTOID, TIMESTAMPTZOID}
+	};
+	Datum		v[2];
+	int64		n;
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = TimestampTzGetDatum(cutoff);
+	n = tp_exec(&plan, v, NULL, false, 0);
+	if (n > 0)
+		tp_audit(client, actor, "purge_expired",
+				 psprintf("{\"profiles\": " INT64_FORMAT "}", n));
+	return n;
+}
+
+/*
  * purge_expired(client DEFAULT NULL) RETURNS bigint: delete profiles not
  * seen for longer than their client's profile_lifetime.  Audited per client.
+ * Each client's cutoff is computed on its own, and a lifetime outside the
+ * bounds (a row written while the settings_guard trigger was disabled) is
+ * skipped with a WARNING: one client's settings never fail the others'
+ * purge.
  */
 Datum
 tgtp_purge_expired(PG_FUNCTION_ARGS)
 {
-	static TpPlan plan = {
-		"WITH gone AS ("
-		"  DELETE FROM tgt_profile.profiles p USING tgt_profile.settings s "
-		"   WHERE p.client OPERATOR(pg_catalog.=) s.client "
-		"     AND ($1::text IS NULL OR s.client OPERATOR(pg_catalog.=) $1) "
-		"     AND p.last_seen_at OPERATOR(pg_catalog.<) "
-		"         ($2::timestamptz OPERATOR(pg_catalog.-) s.profile_lifetime) "
-		"  RETURNING p.client) "
-		"SELECT client, pg_catalog.count(*) FROM gone GROUP BY client ORDER BY client",
-		2, {TEXTOID, TIMESTAMPTZOID}
-	};
 	char	   *client = opt_text(fcinfo, 0);
 	char	   *actor = tp_caller_name();
 	TpPrivState st;
-	Datum		v[2];
-	char		nulls[2] = {client ? ' ' : 'n', ' '};
+	char	  **clients;
+	Interval   *lifetimes;
 	int64		total = 0;
-	uint64		ngroups;
+	int			n;
 
 	tp_require_admin("purge expired profiles");
 	if (client)
@@ -477,28 +527,27 @@ tgtp_purge_expired(PG_FUNCTION_ARGS)
 		tp_require_client(client, NULL);
 	}
 	tp_begin(&st, true);
-	v[0] = client ? CStringGetTextDatum(client) : (Datum) 0;
-	v[1] = TimestampTzGetDatum(tp_now());
-	(void) tp_exec(&plan, v, nulls, false, 0);
-	ngroups = SPI_processed;
+	n = purge_clients(client, &clients, &lifetimes);
+	for (int i = 0; i < n; i++)
 	{
-		SPITupleTable *tt = SPI_tuptable;
-		char	  **clients = palloc(sizeof(char *) * (ngroups + 1));
-		int64	   *counts = palloc(sizeof(int64) * (ngroups + 1));
-
-		for (uint64 i = 0; i < ngroups; i++)
+		CHECK_FOR_INTERRUPTS();
+		if (!tp_duration_within(&lifetimes[i], TP_MIN_LIFETIME_USECS, true))
 		{
-			bool		isnull;
-
-			clients[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-			counts[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+			ereport(WARNING,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("profiles of client \"%s\" were not purged: its profile_lifetime is out of bounds",
+							clients[i]),
+					 errdetail("profile_lifetime is %s.",
+							   DatumGetCString(DirectFunctionCall1(interval_out,
+																   IntervalPGetDatum(&lifetimes[i])))),
+					 errhint("Set it between 1 hour and " TP_MAX_DURATION_TEXT ".")));
+			continue;
 		}
-		for (uint64 i = 0; i < ngroups; i++)
-		{
-			tp_audit(clients[i], actor, "purge_expired",
-					 psprintf("{\"profiles\": " INT64_FORMAT "}", counts[i]));
-			total += counts[i];
-		}
+		total += purge_client(clients[i],
+							  DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+																	  TimestampTzGetDatum(tp_now()),
+																	  IntervalPGetDatum(&lifetimes[i]))),
+							  actor);
 	}
 	tp_end(&st);
 	PG_RETURN_INT64(total);

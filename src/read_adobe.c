@@ -165,6 +165,43 @@ line_end(const char *p, const char *end, const char **eol)
 	return nl ? nl + 1 : end;
 }
 
+/*
+ * A carriage return that does not end its line: the file's lines end in
+ * CR alone (old Mac style), or mix line ends.  Such a file cannot be split
+ * into the lines it means, so it is refused whole rather than read as one
+ * long line (a header swallowing every row, a key holding "a\rb").
+ */
+static bool
+bare_cr(const char *p, const char *eol)
+{
+	return memchr(p, '\r', eol - p) != NULL;
+}
+
+#define BARE_CR_PROBLEM \
+	"a carriage return (CR) that does not end its line; lines must end in LF or CRLF"
+
+/*
+ * A control character (C0, DEL, C1) or a byte-order mark (U+FEFF) in a
+ * decoded, valid UTF-8 header name: never meant as part of a name, and
+ * invisible in every message that names the column.
+ */
+static bool
+odd_name(const char *name, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) name;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		if (p[i] < 0x20 || p[i] == 0x7F)
+			return true;
+		if (p[i] == 0xC2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F)
+			return true;
+		if (p[i] == 0xEF && i + 2 < len && p[i + 1] == 0xBB && p[i + 2] == 0xBF)
+			return true;
+	}
+	return false;
+}
+
 static bool
 blank_line(const char *p, const char *eol)
 {
@@ -286,6 +323,12 @@ parse_header(tp_reader *r, adobe_state *st, const char *p, const char *eol)
 					cell_problem(cs), colno);
 			return false;
 		}
+		if (odd_name(c->name, c->len))
+		{
+			tp_fail(r, "bad batch header: the name of column %d holds a control character or a byte-order mark",
+					colno);
+			return false;
+		}
 		p = cend + 1;
 	}
 
@@ -333,6 +376,12 @@ tp_adobe_open(tp_reader *r, const char *start)
 	st->end = r->data + r->len;
 
 	st->next = line_end(start, st->end, &eol);
+	if (bare_cr(start, eol))
+	{
+		tp_fail(r, "bad batch header: %s", BARE_CR_PROBLEM);
+		tp_adobe_close(r);
+		return false;
+	}
 	if (!parse_header(r, st, start + strlen("batch="), eol))
 	{
 		tp_adobe_close(r);
@@ -472,6 +521,9 @@ tp_adobe_next(tp_reader *r, tp_record *rec)
 			return TP_EOF;
 		line = st->next;
 		st->next = line_end(line, st->end, &eol);
+		if (bare_cr(line, eol))
+			return tp_fail(r, "record %lld: %s", (long long) st->row + 1,
+						   BARE_CR_PROBLEM);
 	} while (blank_line(line, eol));
 
 	/* decoded cells are never longer than the line */

@@ -304,7 +304,8 @@ set_value(tp_attr *a, json_t *v, char **nums, const tp_span *lit)
 	}
 }
 
-static void scan_number_literals(json_state *st, const char *s, const char *e);
+static void scan_number_literals(json_state *st, const char *s, const char *e,
+								 char *plain);
 
 /*
  * Turn a parsed value into rec (whose row is set), text being the value's
@@ -335,7 +336,7 @@ fill_record(json_state *st, json_t *obj, const char *text, const char *text_end,
 		/* the text of numbers takes a second pass: only records with one */
 		if (json_is_number(v) && !scanned)
 		{
-			scan_number_literals(st, text, text_end);
+			scan_number_literals(st, text, text_end, NULL);
 			scanned = true;
 		}
 		if (key_member(name, len, &kind))
@@ -376,10 +377,14 @@ static const char *skip_scalar(const char *s, const char *e);
  * and 0.12345678901234567890 rounded.  The object parsed fine, so its text
  * is well-formed: walk its top-level members once and note the text of each
  * number value, in order (jansson iterates members in that order too).
+ * plain, when not NULL, is a copy of s[0..e) in which each of these numbers
+ * is overwritten by a 0 and blanks (see load_plain_numbers).
  */
 static void
-scan_number_literals(json_state *st, const char *s, const char *e)
+scan_number_literals(json_state *st, const char *s, const char *e, char *plain)
 {
+	const char *start = s;
+
 	st->nlits = 0;
 	s = skip_ws(s, e);
 	if (s >= e || *s++ != '{')
@@ -404,16 +409,57 @@ scan_number_literals(json_state *st, const char *s, const char *e)
 		}
 		else if ((s = skip_scalar(s, e)) == NULL)
 			return;
-		else if ((*v == '-' || (*v >= '0' && *v <= '9')) && st->nlits < st->lits_cap)
+		else if (*v == '-' || (*v >= '0' && *v <= '9'))
 		{
-			st->lits[st->nlits].p = v;
-			st->lits[st->nlits].len = s - v;
-			st->nlits++;
+			if (plain)
+			{
+				plain[v - start] = '0';
+				memset(plain + (v - start) + 1, ' ', (s - v) - 1);
+			}
+			if (st->nlits < st->lits_cap)
+			{
+				st->lits[st->nlits].p = v;
+				st->lits[st->nlits].len = s - v;
+				st->nlits++;
+			}
 		}
 		s = skip_ws(s, e);
 		if (s >= e || *s++ != ',')
 			return;
 	}
+}
+
+/*
+ * jansson keeps a number as an int64 or a double and refuses any other (a
+ * 400-digit integer, 1e400), which type numeric, and so upsert_profile,
+ * accepts.  A record's numbers are taken from its text anyway
+ * (scan_number_literals), so such a record is parsed again from a copy of
+ * s[0..e) in which every top-level number reads 0, padded with blanks to
+ * its length: jansson's positions stay those of the original.  Whether
+ * numeric takes the number is checked with the other limits (attributes.c).
+ * A number nested deeper is still refused, as its record is anyway.
+ */
+static json_t *
+load_plain_numbers(json_state *st, const char *s, const char *e, size_t flags,
+				   json_error_t *err)
+{
+	char	   *copy = tp_alloc(e - s);
+	json_t	   *obj;
+
+	if (copy == NULL)
+		return NULL;			/* err still says why the first parse failed */
+	memcpy(copy, s, e - s);
+	scan_number_literals(st, s, e, copy);
+	jansson_reset(err);
+	obj = json_loadb(copy, e - s, flags, err);
+	tp_free(copy);
+	return obj;
+}
+
+static inline bool
+number_refused(const json_error_t *err)
+{
+	return json_error_code(err) == json_error_numeric_overflow;
 }
 
 /*
@@ -493,6 +539,8 @@ ndjson_next(tp_reader *r, json_state *st, tp_record *rec)
 
 	jansson_reset(&err);
 	obj = json_loadb(p, eol - p, JSON_REJECT_DUPLICATES, &err);
+	if (obj == NULL && number_refused(&err))
+		obj = load_plain_numbers(st, p, eol, JSON_REJECT_DUPLICATES, &err);
 	if (obj == NULL)
 	{
 		size_t		pos = err.position;
@@ -612,6 +660,16 @@ array_next(tp_reader *r, json_state *st, tp_record *rec)
 		jansson_reset(&err);
 		obj = json_loadb(p, st->nul - p,
 						 JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &err);
+		if (obj == NULL && number_refused(&err))
+		{
+			/* the copy holds the element only: find where it ends */
+			skip = tp_json_skip(p, st->nul, &vend, &st->stack, &st->stack_cap);
+			if (skip == TP_SKIP_NOMEM)
+				return tp_fail(r, "out of memory");
+			if (skip == TP_SKIP_OK)
+				obj = load_plain_numbers(st, p, vend,
+										 JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &err);
+		}
 		if (obj)
 		{
 			st->next = p + err.position;

@@ -33,7 +33,8 @@ typedef enum tp_key_kind
 typedef enum tp_value_kind
 {
 	TP_VAL_STRING,				/* value: decoded UTF-8 text */
-	TP_VAL_NUMBER,				/* value: a JSON number literal */
+	TP_VAL_NUMBER,				/* value: a JSON number literal, as written,
+								 * perhaps beyond a double's range */
 	TP_VAL_TRUE,
 	TP_VAL_FALSE,
 	TP_VAL_NULL,				/* remove the attribute */

@@ -144,6 +144,17 @@ typedef struct TpSettings
 extern bool tp_get_settings(const char *client, TpSettings *out);
 extern void tp_require_client(const char *client, TpSettings *out);
 
+/* Bounds on the settings' durations (DESIGN.md "Bounds on settings") */
+#define TP_MAX_DURATION_TEXT	"10 years"
+#define TP_MAX_DURATION_MONTHS	(10 * MONTHS_PER_YEAR)
+#define TP_MIN_LIFETIME_USECS	USECS_PER_HOUR
+#define TP_SANE_YEARS			100
+
+extern bool tp_interval_sane(const Interval *iv);
+extern bool tp_duration_within(const Interval *iv, int64 min_usecs, bool min_inclusive);
+extern bool tp_last_seen_stale(const char *client, TimestampTz last_seen,
+							   const Interval *lifetime);
+
 /* authorize.c */
 extern void tp_authorize(const char *client, const char *header, size_t header_len);
 extern void tp_authorize_arg(FunctionCallInfo fcinfo, const char *client, int argno);

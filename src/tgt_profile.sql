@@ -91,11 +91,16 @@ CREATE TABLE tgt_profile.settings (
 			   AND ('2000-01-01'::timestamp OPERATOR(pg_catalog.+) token_ttl)
 				   OPERATOR(pg_catalog.<=)
 				   ('2000-01-01'::timestamp OPERATOR(pg_catalog.+) max_token_ttl)),
+	-- Bounds (DESIGN.md "Bounds on settings"), in PostgreSQL's order of
+	-- intervals.  The settings_guard trigger also refuses a negative field
+	-- ('1 mon -29 days'), and checks before these calendar comparisons could
+	-- overflow on a huge one.
 	CONSTRAINT settings_max_token_ttl_check
 		CHECK (max_token_ttl OPERATOR(pg_catalog.>) '0'::interval
-			   AND max_token_ttl OPERATOR(pg_catalog.<=) '100 years'::interval),
+			   AND max_token_ttl OPERATOR(pg_catalog.<=) '10 years'::interval),
 	CONSTRAINT settings_profile_lifetime_check
-		CHECK (profile_lifetime OPERATOR(pg_catalog.>) '0'::interval),
+		CHECK (profile_lifetime OPERATOR(pg_catalog.>=) '1 hour'::interval
+			   AND profile_lifetime OPERATOR(pg_catalog.<=) '10 years'::interval),
 	CONSTRAINT settings_daily_row_limit_check
 		CHECK (daily_row_limit OPERATOR(pg_catalog.>=) 0)
 );

@@ -40,6 +40,15 @@ interval_text(const Interval *iv)
 	return DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)));
 }
 
+static int
+interval_sign(const Interval *iv)
+{
+	Interval	zero = {0};
+
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+											 IntervalPGetDatum(&zero)));
+}
+
 /*
  * Durations use calendar arithmetic ('1 year' is a year): expires_in must
  * be positive and end no later than now + max_token_ttl; grace lies in
@@ -50,8 +59,18 @@ check_durations(const TpSettings *s, const Interval *expires_in, const Interval 
 {
 	TimestampTz now = tp_now();
 	TimestampTz limit = plus(now, &s->max_token_ttl);
-	TimestampTz end = plus(now, expires_in);
-	TimestampTz grace_end = plus(now, grace);
+	TimestampTz end;
+	TimestampTz grace_end;
+
+	/*
+	 * A duration whose fields reach beyond a century is out of bounds
+	 * (max_token_ttl is at most 10 years): say so before the calendar
+	 * arithmetic below could overflow (22008).  Its sign, as PostgreSQL
+	 * compares intervals, picks the message.
+	 */
+	end = tp_interval_sane(expires_in) ? plus(now, expires_in)
+		: (interval_sign(expires_in) > 0 ? DT_NOEND : DT_NOBEGIN);
+	grace_end = tp_interval_sane(grace) ? plus(now, grace) : DT_NOEND;
 
 	if (end <= now)
 		ereport(ERROR,
