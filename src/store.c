@@ -220,7 +220,8 @@ tp_lookup(const char *relname, const char *indexname,
 
 /*
  * Run one of our statements with its plan prepared once per backend.  Must
- * be inside tp_begin/tp_end.  Returns SPI_processed.
+ * be inside tp_begin/tp_end.  The tables it writes are checked first for
+ * objects a DBA attached (additions.c).  Returns SPI_processed.
  */
 int
 tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
@@ -235,11 +236,13 @@ tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 				 p->sql, SPI_result_code_string(SPI_result));
+		tp_plan_note_writes(p, plan);
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
 		p->plan = plan;
 		MemoryContextSwitchTo(caller_cxt);
 	}
+	tp_plan_check_writes(p, values, nulls);
 	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
 	/* SPI returns in its own procedure context: stay in the caller's */
 	MemoryContextSwitchTo(caller_cxt);

@@ -54,12 +54,19 @@ extern void tp_begin(TpPrivState *st, bool as_owner);
 extern void tp_end(TpPrivState *st);
 
 /* store.c: direct index lookups and cached SPI plans */
+#define TP_PLAN_MAX_WRITES	4
+
 typedef struct TpPlan
 {
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[8];
 	SPIPlanPtr	plan;
+	/* writes profiles of one client only, the one in $client_arg (0: any) */
+	int			client_arg;
+	/* set when prepared (additions.c): the tables the statement writes */
+	int			nwrites;
+	const char *writes[TP_PLAN_MAX_WRITES];
 } TpPlan;
 
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
@@ -74,6 +81,12 @@ extern int	tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only,
 extern void tp_audit(const char *client, const char *actor, const char *action,
 					 const char *detail_json);
 extern TimestampTz tp_now(void);
+
+/* additions.c: objects a DBA attaches to our tables, refused before we write them */
+extern void tp_check_no_dba_code(Relation rel);
+extern void tp_check_profiles_writable(Relation rel);
+extern void tp_plan_note_writes(TpPlan *p, SPIPlanPtr plan);
+extern void tp_plan_check_writes(TpPlan *p, Datum *values, const char *nulls);
 
 /* settings lookup shared by tokens.c, authorize.c and the profile API */
 typedef struct TpSettings
