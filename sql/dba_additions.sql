@@ -109,12 +109,34 @@ CREATE TRIGGER regress_dba_stmt AFTER INSERT ON tgt_profile.profiles
 SELECT public.state($$SELECT tgt_profile.upsert_profile('dba', '{"a": 2}', 'new-1')$$) AS statement_trigger;
 SELECT public.state($$SELECT tgt_profile.bulk_update('dba', E'batch=pcId,a\nnew-1,1\n')$$) AS statement_trigger;
 DROP TRIGGER regress_dba_stmt ON tgt_profile.profiles;
-DROP FUNCTION public.regress_dba_log();
 CREATE RULE regress_dba_rule AS ON INSERT TO tgt_profile.profiles
 	DO ALSO INSERT INTO public.profile_changes VALUES ('INSERT', NEW.tnt_id);
 SELECT public.state($$SELECT tgt_profile.upsert_profile('dba', '{"a": 2}', 'new-1')$$) AS rule;
 DROP RULE regress_dba_rule ON tgt_profile.profiles;
+-- a trigger calling a built-in trigger function is refused too
+CREATE TRIGGER regress_dba_builtin BEFORE UPDATE ON tgt_profile.profiles
+	FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+SELECT public.try($$SELECT tgt_profile.upsert_profile('dba', '{"a": 2}', 'old-1')$$) AS builtin_trigger;
+DROP TRIGGER regress_dba_builtin ON tgt_profile.profiles;
+-- and so is a trigger on the partition that holds the client's profiles
+-- alone (on the partitioned layout; on the other, the table itself)
+DO $$
+BEGIN
+	EXECUTE format('CREATE TRIGGER regress_dba_part AFTER UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION public.regress_dba_log()',
+				   (SELECT tableoid::regclass FROM tgt_profile.profiles WHERE client = 'dba' LIMIT 1));
+END
+$$;
+SELECT public.try($$SELECT tgt_profile.upsert_profile('dba', '{"a": 2}', 'old-1')$$) AS upsert,
+	   public.try($$SELECT tgt_profile.bulk_update('dba', E'batch=pcId,a\nold-1,2\n')$$) AS bulk_update,
+	   public.try($$SELECT tgt_profile.delete_profile('dba', 'old-1')$$) AS delete_profile;
+DO $$
+BEGIN
+	EXECUTE format('DROP TRIGGER regress_dba_part ON %s',
+				   (SELECT tableoid::regclass FROM tgt_profile.profiles WHERE client = 'dba' LIMIT 1));
+END
+$$;
 SELECT count(*) AS changes_logged FROM public.profile_changes;
+DROP FUNCTION public.regress_dba_log();
 
 -- Expressions that call a function other than a built-in one: a CHECK
 -- constraint, an index expression or predicate, a default, a generated

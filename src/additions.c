@@ -22,8 +22,13 @@
  * function in schema tgt_profile: only a superuser creates C functions, and
  * only the schema's owner or a superuser creates anything in it.
  *
- * Everything checked is relcache, typcache or syscache data: no catalog
- * scan on the way of a call that passes (upsert_profile is a hot path).
+ * Expressions are checked as stored, parsed but not simplified (the
+ * simplification would call immutable functions: the check runs nothing),
+ * so an SQL function is refused even where the executor would inline it.
+ * What is read is relcache and syscache data, with the locks the write
+ * takes anyway: no catalog scan on the way of a call that passes
+ * (upsert_profile is a hot path), unless a table has a column of a domain
+ * type.
  *
  *-------------------------------------------------------------------------
  */
@@ -63,16 +68,14 @@ static void check_relation(Relation rel, List **visited);
 
 /* ----- what may run ----- */
 
-/* Built in, or a C function of ours (see the header comment). */
+/* A C function in schema tgt_profile (see the header comment). */
 static bool
-function_is_trusted(Oid funcid)
+function_is_ours(Oid funcid)
 {
 	HeapTuple	tup;
 	Form_pg_proc proc;
 	bool		ours;
 
-	if (funcid < FirstNormalObjectId)
-		return true;
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
 	if (!HeapTupleIsValid(tup))
 		return false;
@@ -81,6 +84,13 @@ function_is_trusted(Oid funcid)
 		proc->pronamespace == get_namespace_oid(TGTP_SCHEMA, true);
 	ReleaseSysCache(tup);
 	return ours;
+}
+
+/* Built in, or ours. */
+static bool
+function_is_trusted(Oid funcid)
+{
+	return funcid < FirstNormalObjectId || function_is_ours(funcid);
 }
 
 /*
@@ -271,7 +281,11 @@ is_cascade(Oid funcid)
 		funcid == F_RI_FKEY_SETDEFAULT_DEL || funcid == F_RI_FKEY_SETDEFAULT_UPD;
 }
 
-/* Triggers: internal and built-in, or ours; a cascade's table is checked too. */
+/*
+ * Triggers: internal ones calling built-in functions (a cascade's table is
+ * checked too), and the extension's own.  Any other is refused, even one
+ * calling a built-in trigger function: the rule is simplest to state.
+ */
 static void
 check_triggers(Relation rel, List **visited)
 {
@@ -292,7 +306,7 @@ check_triggers(Relation rel, List **visited)
 			}
 			continue;
 		}
-		if (!function_is_trusted(t->tgfoid))
+		if (!function_is_ours(t->tgfoid))
 			refuse(rel, psprintf("trigger \"%s\"", t->tgname), InvalidOid);
 	}
 	if (rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
