@@ -551,6 +551,9 @@ tp_plan_note_writes(TpPlan *p, SPIPlanPtr plan)
 		if (ps->raw_parse_tree != NULL)
 			note_statement(p, ps->raw_parse_tree->stmt);
 	}
+	if (p->client_arg < 0 || p->client_arg > p->nargs ||
+		(p->client_arg > 0 && p->argtypes[p->client_arg - 1] != TEXTOID))
+		elog(ERROR, "client_arg %d is not a text argument of \"%s\"", p->client_arg, p->sql);
 }
 
 /*

@@ -62,7 +62,11 @@ typedef struct TpPlan
 	int			nargs;
 	Oid			argtypes[8];
 	SPIPlanPtr	plan;
-	/* writes profiles of one client only, the one in $client_arg (0: any) */
+	/*
+	 * n > 0: the statement writes the profiles of the client in $n only (a
+	 * NULL there: of any client); 0: of any client.  The DBA-additions check
+	 * then looks at that client's partition only.
+	 */
 	int			client_arg;
 	/* set when prepared (additions.c): the tables the statement writes */
 	int			nwrites;
