@@ -10,6 +10,7 @@ OBJS = \
 	src/module.o \
 	src/caller.o \
 	src/store.o \
+	src/additions.o \
 	src/token_format.o \
 	src/tokens.o \
 	src/token_verify.o \
@@ -36,7 +37,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk request_headers upgrade input_bounds
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk request_headers dba_additions upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
@@ -52,6 +53,10 @@ include $(PGXS)
 else ifneq ($(filter-out demo test bench deps print-tests valgrind,$(or $(MAKECMDGOALS),all)),)
 $(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-15, or run `make deps`)
 endif
+
+# PGXS tracks no header dependencies: any header change rebuilds every
+# object (a struct layout seen two ways is a silent corruption).
+$(OBJS): $(wildcard src/*.h)
 
 $(EXTENSION)--$(EXTVERSION).sql: src/$(EXTENSION).sql
 	cp $< $@

@@ -573,7 +573,8 @@ update_by_sql(Batch *b, WriteSet *w)
 		" WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.tnt_id OPERATOR(pg_catalog.=) u.t "
 		"   AND p.ctid OPERATOR(pg_catalog.=) u.id "
 		"RETURNING p.tnt_id",
-		6, {TEXTOID, TEXTARRAYOID, TIDARRAYOID, JSONBARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID}
+		6, {TEXTOID, TEXTARRAYOID, TIDARRAYOID, JSONBARRAYOID, BOOLARRAYOID, TIMESTAMPTZOID},
+		.client_arg = 1
 	};
 	Datum		v[6];
 	Datum	   *tids = palloc(sizeof(Datum) * w->n);
@@ -655,7 +656,7 @@ static bool
 try_plain_insert(Batch *b, WriteSet *w)
 {
 	static TpPlan plain = {INSERT_SQL, 5,
-	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}};
+	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}, .client_arg = 1};
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
@@ -700,7 +701,7 @@ static int
 insert_new(Batch *b, WriteSet *w)
 {
 	static TpPlan careful = {INSERT_SQL "ON CONFLICT DO NOTHING RETURNING tnt_id", 5,
-	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}};
+	{TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}, .client_arg = 1};
 	Datum		v[5];
 
 	if (w->n == 0 || try_plain_insert(b, w))

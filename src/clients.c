@@ -78,7 +78,8 @@ tgtp_drop_client(PG_FUNCTION_ARGS)
 		"DELETE FROM tgt_profile.settings WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
 	};
 	static TpPlan del_profiles = {
-		"DELETE FROM tgt_profile.profiles WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
+		"DELETE FROM tgt_profile.profiles WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID},
+		.client_arg = 1
 	};
 	static TpPlan del_batches = {
 		"DELETE FROM tgt_profile.batches WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}

@@ -15,11 +15,14 @@
  *
  * The rules SQL would apply still apply: NOT NULL and CHECK constraints
  * (ExecConstraints), unique indexes (checked by the index insert, 23505),
- * partition constraints, replica identity for published tables.  What is
- * not done here is firing triggers, applying rules and enforcing forced
- * row-level security: tp_writer_open() returns NULL for a table that has
- * any of them (or a shape other than the one the extension created), and
- * the caller writes through SQL instead.
+ * partition constraints, replica identity for published tables; logical
+ * decoding sees every row written here.  Triggers, rules and expressions
+ * calling functions other than built-in ones, which a DBA may attach, are
+ * refused before anything is written (additions.c).  What is not done here
+ * is firing the internal triggers that remain (foreign keys a DBA added)
+ * and enforcing forced row-level security: tp_writer_open() returns NULL
+ * for a table that has either (or a shape other than the one the extension
+ * created), and the caller writes through SQL instead.
  *
  *-------------------------------------------------------------------------
  */
@@ -80,16 +83,17 @@ tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row)
 
 /*
  * Can rows be written here without SQL?  Not when a trigger would have to
- * fire or a rule rewrite the statement, when row-level security is forced
- * on the owner, or when the table's columns are not the ones the extension
- * created.
+ * fire (only internal ones pass tp_check_profiles_writable: a foreign key's),
+ * when row-level security is forced on the owner, or when the table's
+ * columns are not the ones the extension created (SQL fills what a DBA
+ * added, with its defaults).
  */
 static bool
 writable_directly(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	if (rel->trigdesc != NULL || rel->rd_rules != NULL || rel->rd_rel->relforcerowsecurity)
+	if (rel->trigdesc != NULL || rel->rd_rel->relforcerowsecurity)
 		return false;
 	if (desc->natts != TP_PROFILE_NATTS)
 		return false;
@@ -159,7 +163,8 @@ init_estate(TpRowWriter *w, CmdType op)
 /*
  * Start writing the client's profiles (op: CMD_INSERT or CMD_UPDATE), or
  * NULL when the table must be written through SQL (see writable_directly).
- * Must run as the owner, like the SQL it replaces.
+ * Must run as the owner, like the SQL it replaces; raises when a DBA
+ * attached code that would run as the owner (additions.c).
  */
 TpRowWriter *
 tp_writer_open(const char *client, CmdType op)
@@ -173,6 +178,7 @@ tp_writer_open(const char *client, CmdType op)
 
 	w = palloc0(sizeof(TpRowWriter));
 	tp_open_profiles(client, NULL, RowExclusiveLock, &w->rel, NULL);
+	tp_check_profiles_writable(w->rel);
 	if (!writable_directly(w->rel) || !parent_writable_directly(w->rel))
 	{
 		table_close(w->rel, NoLock);	/* kept: the SQL statement writes next */

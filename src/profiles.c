@@ -188,7 +188,7 @@ insert_profile(const char *client, const char *tnt_id, const char *tpid, Jsonb *
 		"INSERT INTO tgt_profile.profiles "
 		"  (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at) "
 		"VALUES ($1, $2, $3, $4, $5, $5, $5) ON CONFLICT DO NOTHING",
-		5, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+		5, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	Datum		v[5];
 	char		nulls[5] = {' ', ' ', tpid ? ' ' : 'n', ' ', ' '};
@@ -210,7 +210,8 @@ update_by_sql(const TpProfileRow *row, const char *client, const TpProfileRow *w
 		"   SET attributes = $4, third_party_id = $5, updated_at = $6, last_seen_at = $7 "
 		" WHERE ctid OPERATOR(pg_catalog.=) $3 AND client OPERATOR(pg_catalog.=) $1 "
 		"   AND tnt_id OPERATOR(pg_catalog.=) $2",
-		7, {TEXTOID, TEXTOID, TIDOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+		7, {TEXTOID, TEXTOID, TIDOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+		.client_arg = 1
 	};
 	Datum		v[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', written->third_party_id ? ' ' : 'n', ' ', ' '};
@@ -430,7 +431,7 @@ tgtp_delete_profile(PG_FUNCTION_ARGS)
 	static TpPlan plan = {
 		"DELETE FROM tgt_profile.profiles "
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}
+		2, {TEXTOID, TEXTOID}, .client_arg = 1
 	};
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	ProfileRow	row;
@@ -487,7 +488,7 @@ purge_client(const char *client, TimestampTz cutoff, const char *actor)
 	static TpPlan plan = {
 		"DELETE FROM tgt_profile.profiles "
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2",
-		2, {TEXTOID, TIMESTAMPTZOID}
+		2, {TEXTOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	Datum		v[2];
 	int64		n;

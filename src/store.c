@@ -288,6 +288,7 @@ prepared_plan(TpPlan *p)
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 				 p->sql, SPI_result_code_string(SPI_result));
+		tp_plan_note_writes(p, plan);
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
 		p->plan = plan;
@@ -309,7 +310,8 @@ exec_result(TpPlan *p, int rc, MemoryContext caller_cxt)
 
 /*
  * Run one of our statements with its plan prepared once per backend.  Must
- * be inside tp_begin/tp_end.  Returns SPI_processed.
+ * be inside tp_begin/tp_end.  The tables it writes are checked first for
+ * objects a DBA attached (additions.c).  Returns SPI_processed.
  */
 int
 tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
@@ -317,6 +319,7 @@ tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only, long count)
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	SPIPlanPtr	plan = prepared_plan(p);
 
+	tp_plan_check_writes(p, values, nulls);
 	return exec_result(p, SPI_execute_plan(plan, values, nulls, read_only, count),
 					   caller_cxt);
 }
@@ -332,9 +335,11 @@ tp_exec_fresh(TpPlan *p, Datum *values, const char *nulls, bool read_only, long 
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	SPIPlanPtr	plan = prepared_plan(p);
-	Snapshot	snap = tp_fresh_snapshot();
+	Snapshot	snap;
 	int			rc;
 
+	tp_plan_check_writes(p, values, nulls);
+	snap = tp_fresh_snapshot();
 	rc = SPI_execute_snapshot(plan, values, nulls, snap, InvalidSnapshot,
 							  read_only, true, count);
 	UnregisterSnapshot(snap);

@@ -80,12 +80,23 @@ extern Datum tp_call_quietly(PGFunction body, FunctionCallInfo fcinfo);
 	name##_body(PG_FUNCTION_ARGS)
 
 /* store.c: the storage layer (direct reads, snapshots, per-client locks) */
+#define TP_PLAN_MAX_WRITES	4
+
 typedef struct TpPlan
 {
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[8];
 	SPIPlanPtr	plan;
+	/*
+	 * n > 0: the statement writes the profiles of the client in $n only (a
+	 * NULL there: of any client); 0: of any client.  The DBA-additions check
+	 * then looks at that client's partition only.
+	 */
+	int			client_arg;
+	/* set when prepared (additions.c): the tables the statement writes */
+	int			nwrites;
+	const char *writes[TP_PLAN_MAX_WRITES];
 } TpPlan;
 
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
@@ -129,6 +140,12 @@ extern void tp_audit(const char *client, const char *actor, const char *action,
 					 const char *detail_json);
 extern TimestampTz tp_now(void);
 extern TimestampTz tp_clock(void);
+
+/* additions.c: objects a DBA attaches to our tables, refused before we write them */
+extern void tp_check_no_dba_code(Relation rel);
+extern void tp_check_profiles_writable(Relation rel);
+extern void tp_plan_note_writes(TpPlan *p, SPIPlanPtr plan);
+extern void tp_plan_check_writes(TpPlan *p, Datum *values, const char *nulls);
 
 /* settings lookup shared by tokens.c, authorize.c and the profile API */
 typedef struct TpSettings
