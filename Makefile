@@ -10,6 +10,7 @@ OBJS = \
 	src/module.o \
 	src/caller.o \
 	src/store.o \
+	src/settings.o \
 	src/additions.o \
 	src/token_format.o \
 	src/tokens.o \

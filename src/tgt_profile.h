@@ -147,7 +147,7 @@ extern void tp_check_profiles_writable(Relation rel);
 extern void tp_plan_note_writes(TpPlan *p, SPIPlanPtr plan);
 extern void tp_plan_check_writes(TpPlan *p, Datum *values, const char *nulls);
 
-/* settings lookup shared by tokens.c, authorize.c and the profile API */
+/* settings.c: a client's settings, read as committed now, and their bounds */
 typedef struct TpSettings
 {
 	bool		require_auth;
