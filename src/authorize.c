@@ -26,8 +26,6 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-PG_FUNCTION_INFO_V1(tgtp_authorize);
-
 /*
  * Find the token in a header value "Bearer <token>": the scheme
  * case-insensitively, then one or more spaces.  Anything else is no token.
@@ -180,8 +178,7 @@ tp_authorize_arg(FunctionCallInfo fcinfo, const char *client, int argno)
 }
 
 /* authorize(client, authorization DEFAULT NULL) RETURNS void */
-Datum
-tgtp_authorize(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_authorize)
 {
 	tp_authorize_arg(fcinfo, tp_text_arg(fcinfo, 0, "client"), 1);
 	PG_RETURN_VOID();

@@ -26,16 +26,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-PG_FUNCTION_INFO_V1(tgtp_create_client);
-PG_FUNCTION_INFO_V1(tgtp_drop_client);
-PG_FUNCTION_INFO_V1(tgtp_grant_approver);
-PG_FUNCTION_INFO_V1(tgtp_revoke_approver);
-PG_FUNCTION_INFO_V1(tgtp_set_require_auth);
-PG_FUNCTION_INFO_V1(tgtp_settings_guard);
-
 /* create_client(client, require_auth DEFAULT false) */
-Datum
-tgtp_create_client(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_create_client)
 {
 	static TpPlan plan = {
 		"INSERT INTO tgt_profile.settings (client, require_auth, created_at, created_by, updated_at, updated_by) "
@@ -71,8 +63,7 @@ tgtp_create_client(PG_FUNCTION_ARGS)
  * Profiles and batches have no foreign key (it would cost every bulk row a
  * check), so they are deleted here.
  */
-Datum
-tgtp_drop_client(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_drop_client)
 {
 	static TpPlan del_settings = {
 		"DELETE FROM tgt_profile.settings WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
@@ -160,8 +151,7 @@ approver_detail(const char *member, const char *level)
  * right; membership in tgt_profile_approver (to execute the functions) is
  * the DBA's to grant.
  */
-Datum
-tgtp_grant_approver(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_grant_approver)
 {
 	static TpPlan plan = {
 		"INSERT INTO tgt_profile.approvers (client, member, level, granted_by, granted_at) "
@@ -194,8 +184,7 @@ tgtp_grant_approver(PG_FUNCTION_ARGS)
 }
 
 /* revoke_approver(client, member): idempotent; audited when it removed one. */
-Datum
-tgtp_revoke_approver(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_revoke_approver)
 {
 	static TpPlan plan = {
 		"DELETE FROM tgt_profile.approvers "
@@ -228,8 +217,7 @@ tgtp_revoke_approver(PG_FUNCTION_ARGS)
  * set_require_auth(client, required): an UPDATE run as the caller, so the
  * trigger audits it exactly like a direct UPDATE.
  */
-Datum
-tgtp_set_require_auth(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_set_require_auth)
 {
 	static TpPlan plan = {
 		"UPDATE tgt_profile.settings SET require_auth = $2 "
@@ -349,8 +337,7 @@ check_duration(Relation rel, HeapTuple tup, int attno, int64 min_usecs,
  * require_auth, token_ttl, max_token_ttl, profile_lifetime, daily_row_limit;
  * 9 and 10 are updated_at and updated_by.
  */
-Datum
-tgtp_settings_guard(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_settings_guard)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Relation	rel;

@@ -33,11 +33,6 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-PG_FUNCTION_INFO_V1(tgtp_upsert_profile);
-PG_FUNCTION_INFO_V1(tgtp_get_profile);
-PG_FUNCTION_INFO_V1(tgtp_delete_profile);
-PG_FUNCTION_INFO_V1(tgtp_purge_expired);
-
 /* How often a conflicting concurrent change may send an upsert round. */
 #define MAX_ROUNDS 100
 
@@ -309,8 +304,7 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
  * upsert_profile(client, attributes, pc_id, third_party_id, authorization)
  *		RETURNS TABLE (tnt_id text, status text)
  */
-Datum
-tgtp_upsert_profile(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_upsert_profile)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	char	   *pc_id = opt_text(fcinfo, 2);
@@ -391,8 +385,7 @@ append_timestamp(StringInfo buf, const char *key, TimestampTz t)
  * get_profile(client, pc_id, third_party_id, authorization) RETURNS jsonb
  * Read-only: works on a hot standby.
  */
-Datum
-tgtp_get_profile(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_get_profile)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	char	   *pc_id;
@@ -425,8 +418,7 @@ tgtp_get_profile(PG_FUNCTION_ARGS)
 }
 
 /* delete_profile(client, pc_id, third_party_id, authorization) RETURNS boolean */
-Datum
-tgtp_delete_profile(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_delete_profile)
 {
 	static TpPlan plan = {
 		"DELETE FROM tgt_profile.profiles "
@@ -510,8 +502,7 @@ purge_client(const char *client, TimestampTz cutoff, const char *actor)
  * skipped with a WARNING: one client's settings never fail the others'
  * purge.
  */
-Datum
-tgtp_purge_expired(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_purge_expired)
 {
 	char	   *client = opt_text(fcinfo, 0);
 	char	   *actor = tp_caller_name();
