@@ -19,6 +19,7 @@ OBJS = \
 	src/profiles.o \
 	src/profile_write.o \
 	src/bulk.o \
+	src/read_dispatch.o \
 	src/read_common.o \
 	src/read_adobe.o \
 	src/read_json.o

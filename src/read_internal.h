@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * read_internal.h
- *	  Shared between the batch readers (read_common.c, read_adobe.c,
- *	  read_json.c) and their tests; not part of the record stream interface.
+ *	  Shared between the batch readers (read_adobe.c, read_json.c), the
+ *	  helpers below them (read_common.c), the dispatcher above them
+ *	  (read_dispatch.c) and their tests; not part of the record stream
+ *	  interface.
  *
  * Plain C, no PostgreSQL headers.
  *
@@ -67,7 +69,7 @@ tp_is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-/* Per-format entry points, dispatched by read_common.c */
+/* Per-format entry points, dispatched by read_dispatch.c */
 extern bool tp_adobe_open(tp_reader *r, const char *start);
 extern tp_status tp_adobe_next(tp_reader *r, tp_record *rec);
 extern void tp_adobe_close(tp_reader *r);
