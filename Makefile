@@ -36,7 +36,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize settings profiles bulk upgrade
+REGRESS      = setup install privileges tokens authorize settings profiles bulk bulk_limits upgrade
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge bulk_concurrency
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)

@@ -100,12 +100,20 @@ struct Profile
 	TpProfileRow row;			/* as read, then as it will be written */
 };
 
-#define HKEY_LEN (NAMEDATALEN * 2)
+/*
+ * A key of the chunk's map: the key kind and the key itself, compared
+ * exactly (hashing only picks the bucket: two keys of one hash are two
+ * entries).  str points to a key that outlives the map.
+ */
+typedef struct ChunkKey
+{
+	const char *str;
+	tp_key_kind kind;
+} ChunkKey;
 
-/* The chunk's map from a key (kind letter + key) to its profile. */
 typedef struct KeyEntry
 {
-	char		hkey[HKEY_LEN];	/* a long key is replaced by its hash */
+	ChunkKey	key;
 	Profile    *profile;
 } KeyEntry;
 
@@ -193,33 +201,58 @@ key_kind_name(tp_key_kind k)
 	return k == TP_KEY_PCID ? "pcId" : "thirdPartyId";
 }
 
-static void
-hash_key(char *out, tp_key_kind kind, const char *key)
+static uint32
+chunk_key_hash(const void *key, Size keysize)
 {
-	size_t		len = strlen(key);
-	char		k = kind == TP_KEY_PCID ? 'p' : 't';
+	const ChunkKey *k = key;
 
-	/* a long key is hashed: resolve() checks the real key, so a collision
-	 * can only make a lookup miss, never pick the wrong profile */
-	if (len + 2 > HKEY_LEN)
-		snprintf(out, HKEY_LEN, "%c#%08x%08zx", k,
-				 (unsigned) hash_bytes((const unsigned char *) key, (int) len), len);
-	else
-		snprintf(out, HKEY_LEN, "%c%s", k, key);
+	return hash_combine((uint32) k->kind,
+						hash_bytes((const unsigned char *) k->str, (int) strlen(k->str)));
+}
+
+static int
+chunk_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const ChunkKey *a = key1;
+	const ChunkKey *b = key2;
+
+	return a->kind != b->kind || strcmp(a->str, b->str) != 0;
+}
+
+/* A table of keys (with entries of entrysize bytes) in the current context. */
+static HTAB *
+key_table(const char *name, long nelem, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(ChunkKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = chunk_key_hash;
+	ctl.match = chunk_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, Max(nelem, 16), &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Look key up in a key table (action: HASH_FIND or HASH_ENTER). */
+static void *
+key_search(HTAB *table, tp_key_kind kind, const char *key, HASHACTION action,
+		   bool *found)
+{
+	ChunkKey	k;
+
+	k.str = key;
+	k.kind = kind;
+	return hash_search(table, &k, action, found);
 }
 
 static ChunkMap *
 new_map(int nrecs)
 {
 	ChunkMap   *m = palloc(sizeof(ChunkMap));
-	HASHCTL		ctl;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = HKEY_LEN;
-	ctl.entrysize = sizeof(KeyEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	m->keys = hash_create("tgt_profile chunk keys", Max(nrecs, 16), &ctl,
-						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	m->keys = key_table("tgt_profile chunk keys", nrecs, sizeof(KeyEntry));
 	/* a record adds at most one profile; a fetched row at most two keys */
 	m->profiles = palloc(sizeof(Profile *) * (2 * nrecs + 1));
 	m->nprofiles = 0;
@@ -230,12 +263,10 @@ new_map(int nrecs)
 static void
 map_key(ChunkMap *m, tp_key_kind kind, const char *key, Profile *p)
 {
-	char		hk[HKEY_LEN];
 	bool		found;
 	KeyEntry   *e;
 
-	hash_key(hk, kind, key);
-	e = (KeyEntry *) hash_search(m->keys, hk, HASH_ENTER, &found);
+	e = key_search(m->keys, kind, key, HASH_ENTER, &found);
 	if (!found)
 		e->profile = p;
 }
@@ -253,18 +284,9 @@ map_add(ChunkMap *m)
 static Profile *
 resolve(ChunkMap *m, tp_key_kind kind, const char *key)
 {
-	char		hk[HKEY_LEN];
-	KeyEntry   *e;
-	Profile    *p;
+	KeyEntry   *e = key_search(m->keys, kind, key, HASH_FIND, NULL);
 
-	hash_key(hk, kind, key);
-	e = (KeyEntry *) hash_search(m->keys, hk, HASH_FIND, NULL);
-	if (e == NULL)
-		return NULL;
-	p = e->profile;
-	if (kind == TP_KEY_PCID)
-		return strcmp(p->row.tnt_id, key) == 0 ? p : NULL;
-	return p->row.third_party_id && strcmp(p->row.third_party_id, key) == 0 ? p : NULL;
+	return e ? e->profile : NULL;
 }
 
 static int
@@ -478,31 +500,20 @@ attrs_array(WriteSet *w)
 static int
 mark_misses(WriteSet *w)
 {
-	HTAB	   *done;
-	HASHCTL		ctl;
+	HTAB	   *done = key_table("tgt_profile written", (long) SPI_processed, sizeof(ChunkKey));
 	int			misses = 0;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = HKEY_LEN;
-	ctl.entrysize = HKEY_LEN;
-	ctl.hcxt = CurrentMemoryContext;
-	done = hash_create("tgt_profile written", Max(SPI_processed, 16), &ctl,
-					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
-		char		hk[HKEY_LEN];
 
-		hash_key(hk, TP_KEY_PCID,
-				 TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
-		(void) hash_search(done, hk, HASH_ENTER, NULL);
+		(void) key_search(done, TP_KEY_PCID,
+						  TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
+						  HASH_ENTER, NULL);
 	}
 	for (int i = 0; i < w->n; i++)
 	{
-		char		hk[HKEY_LEN];
-
-		hash_key(hk, TP_KEY_PCID, w->profiles[i]->row.tnt_id);
-		if (hash_search(done, hk, HASH_FIND, NULL) == NULL)
+		if (key_search(done, TP_KEY_PCID, w->profiles[i]->row.tnt_id, HASH_FIND, NULL) == NULL)
 		{
 			w->profiles[i]->conflict = true;
 			misses++;
