@@ -12,6 +12,7 @@
 #include "tgt_profile.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "record.h"
 #include "utils/guc.h"
 
@@ -43,6 +44,17 @@ reader_pfree(void *ptr)
 {
 	if (ptr)
 		pfree(ptr);
+}
+
+/*
+ * The readers call this inside long records: a query cancel must not wait
+ * for a record of millions of members to be read.  An ERROR here unwinds
+ * out of the reader (and jansson); their memory is the batch's context.
+ */
+static void
+reader_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
 }
 
 static void
@@ -89,5 +101,6 @@ _PG_init(void)
 							&tgtp_profile_partitions, 0, 0, 1024,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	tp_set_allocator(reader_palloc, reader_pfree);
+	tp_set_interrupt_hook(reader_interrupts);
 	MarkGUCPrefixReserved("tgt_profile");
 }

@@ -20,6 +20,7 @@
 
 static tp_malloc_fn tp_malloc_hook = malloc;
 static tp_free_fn tp_free_hook = free;
+tp_interrupt_fn tp_interrupt_hook = NULL;
 
 void
 tp_set_allocator(tp_malloc_fn m, tp_free_fn f)
@@ -28,6 +29,12 @@ tp_set_allocator(tp_malloc_fn m, tp_free_fn f)
 	tp_free_hook = f ? f : free;
 	/* jansson allocates the parsed records: keep it in the same place */
 	json_set_alloc_funcs(tp_malloc_hook, tp_free_hook);
+}
+
+void
+tp_set_interrupt_hook(tp_interrupt_fn f)
+{
+	tp_interrupt_hook = f;
 }
 
 void *

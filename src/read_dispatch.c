@@ -79,6 +79,12 @@ tp_reader_open(const char *data, size_t len, char *errbuf, size_t errlen)
 	return r;
 }
 
+void
+tp_reader_limit_members(tp_reader *r, int64_t max)
+{
+	r->max_members = max > 0 ? max : 0;
+}
+
 tp_format
 tp_reader_format(const tp_reader *r)
 {
