@@ -9,6 +9,13 @@ CREATE FUNCTION public.limits_bulk(batch text)
 	LANGUAGE sql AS $$
 	SELECT rows_total, rows_created, rows_updated, rows_unchanged, rows_rejected
 	  FROM tgt_profile.bulk_update('limits', batch) $$;
+-- the rejects of the client's last batch
+CREATE FUNCTION public.limits_rejects() RETURNS TABLE ("row" bigint, key text, reason text)
+	LANGUAGE sql AS $$
+	SELECT r."row", r.key, r.reason
+	  FROM jsonb_to_recordset(tgt_profile.batch_status('limits',
+			(SELECT max(batch_id) FROM tgt_profile.batches WHERE client = 'limits'))->'rejects')
+		   AS r("row" bigint, key text, reason text) $$;
 
 -- Two keys of 127 characters whose 32-bit hash_bytes() is the same
 -- (found offline by a birthday search): a chunk compares its keys exactly,
@@ -37,17 +44,13 @@ SELECT * FROM public.limits_bulk(
 	   FROM generate_series(1, 23) i) ||
 	(SELECT '{"pcId":"m1","a":null,' || string_agg(format('"n%s":null', i), ',') || '}'
 	   FROM generate_series(1, 21) i));
-SELECT "row", key, reason FROM jsonb_to_recordset(tgt_profile.batch_status('limits',
-	(SELECT max(batch_id) FROM tgt_profile.batches WHERE client = 'limits'))->'rejects')
-	AS r("row" bigint, key text, reason text);
+SELECT * FROM public.limits_rejects();
 SELECT tgt_profile.get_profile('limits', 'm1')->'profile' AS m1;
 -- the same in a JSON array, with nested values among the members
 SELECT * FROM public.limits_bulk(
 	(SELECT '[{"pcId":"m2","x":"y"}, {"pcId":"m2",' || string_agg(format('"n%s":{"a":[1,{"b":2}]}', i), ',') || '}, {"pcId":"m2","z":1}]'
 	   FROM generate_series(1, 23) i));
-SELECT "row", key, reason FROM jsonb_to_recordset(tgt_profile.batch_status('limits',
-	(SELECT max(batch_id) FROM tgt_profile.batches WHERE client = 'limits'))->'rejects')
-	AS r("row" bigint, key text, reason text);
+SELECT * FROM public.limits_rejects();
 SELECT tgt_profile.get_profile('limits', 'm2')->'profile' AS m2;
 -- an array whose over-long element does not parse is broken as a whole
 SELECT public.state(format('SELECT tgt_profile.bulk_update(%L, %L)', 'limits',
@@ -86,4 +89,5 @@ SELECT attributes->>'n' AS n, attributes ? 'k1' AS has_k1, (SELECT count(*) FROM
   FROM tgt_profile.profiles WHERE client = 'limits' AND tnt_id = 'w1';
 
 DROP FUNCTION public.limits_bulk(text);
+DROP FUNCTION public.limits_rejects();
 SELECT tgt_profile.drop_client('limits');

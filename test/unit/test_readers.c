@@ -1043,6 +1043,69 @@ count_interrupt(void)
 	interrupts++;
 }
 
+/* Does the stream of r look as expected?  (It may read all of it.) */
+typedef bool (*stream_check) (tp_reader *r, tp_record *rec);
+
+/*
+ * Read b with the counting interrupt hook (and a member limit): the case
+ * passes when check says so and the hook ran at least min_calls times.
+ */
+static void
+check_interrupts(const char *desc, const sbuf *b, int64_t limit,
+				 stream_check check, long min_calls)
+{
+	char		errbuf[256];
+	char		diag[64];
+	tp_reader  *r;
+	tp_record	rec;
+	bool		ok;
+
+	interrupts = 0;
+	r = tp_reader_open(b->s, b->len, errbuf, sizeof(errbuf));
+	ok = r != NULL;
+	if (ok)
+	{
+		tp_reader_limit_members(r, limit);
+		ok = check(r, &rec);
+		tp_reader_close(r);
+	}
+	snprintf(diag, sizeof(diag), "%ld calls", interrupts);
+	check_true(desc, ok && interrupts >= min_calls, diag);
+}
+
+static bool
+wide_ndjson_read(tp_reader *r, tp_record *rec)
+{
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error == NULL &&
+		rec->nattrs == 200000 && !rec->shared_names;
+}
+
+static bool
+rejected_then_eof(tp_reader *r, tp_record *rec)
+{
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error != NULL &&
+		tp_reader_next(r, rec) == TP_EOF;
+}
+
+static bool
+wide_adobe_read(tp_reader *r, tp_record *rec)
+{
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error == NULL &&
+		rec->nattrs == 70000 && rec->shared_names;
+}
+
+static bool
+long_text_read(tp_reader *r, tp_record *rec)
+{
+	if (tp_reader_next(r, rec) != TP_RECORD || rec->error != NULL ||
+		rec->nattrs != 1 || rec->attrs[0].value_len != 3000000 ||
+		memcmp(rec->attrs[0].value + 2999990, "0123456789", 10) != 0)
+		return false;
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error == NULL &&
+		rec->nattrs == 1 && rec->attrs[0].value_len == 3 &&
+		tp_reader_next(r, rec) == TP_EOF;
+}
+
 /* One record of n members "mN":1 (and the key) as an NDJSON line. */
 static void
 wide_record(sbuf *b, const char *open, int n, const char *close)
@@ -1057,11 +1120,6 @@ static void
 test_limits(void)
 {
 	sbuf		b = {0};
-	char		errbuf[256];
-	tp_reader  *r;
-	tp_record	rec;
-	bool		ok;
-	char		diag[128];
 
 	member_limit = 3;
 	check("limit: a record of more members than the limit is rejected, the next one read",
@@ -1086,29 +1144,15 @@ test_limits(void)
 
 	/* the interrupt hook: members, cells and a long text */
 	tp_set_interrupt_hook(count_interrupt);
-	interrupts = 0;
 	wide_record(&b, "", 200000, "\n");
-	r = tp_reader_open(b.s, b.len, errbuf, sizeof(errbuf));
-	ok = r && tp_reader_next(r, &rec) == TP_RECORD && rec.error == NULL &&
-		rec.nattrs == 200000 && !rec.shared_names;
-	tp_reader_close(r);
-	snprintf(diag, sizeof(diag), "%ld calls", interrupts);
-	check_true("interrupts: a record of 200,000 members (2.6 MB) calls the hook",
-			   ok && interrupts >= 3, diag);
+	check_interrupts("interrupts: a record of 200,000 members (2.6 MB) calls the hook",
+					 &b, 0, wide_ndjson_read, 3);
 
-	interrupts = 0;
 	b.len = 0;
 	wide_record(&b, "[", 200000, "]");
-	r = tp_reader_open(b.s, b.len, errbuf, sizeof(errbuf));
-	tp_reader_limit_members(r, 1000);
-	ok = r && tp_reader_next(r, &rec) == TP_RECORD && rec.error != NULL &&
-		tp_reader_next(r, &rec) == TP_EOF;
-	tp_reader_close(r);
-	snprintf(diag, sizeof(diag), "%ld calls", interrupts);
-	check_true("interrupts: skipping an over-long element calls the hook",
-			   ok && interrupts >= 1, diag);
+	check_interrupts("interrupts: skipping an over-long element calls the hook",
+					 &b, 1000, rejected_then_eof, 1);
 
-	interrupts = 0;
 	b.len = 0;
 	sb_printf(&b, "batch=pcId");
 	for (int i = 0; i < 70000; i++)
@@ -1116,32 +1160,17 @@ test_limits(void)
 	sb_printf(&b, "\nk");
 	for (int i = 0; i < 70000; i++)
 		sb_printf(&b, ",v");
-	r = tp_reader_open(b.s, b.len, errbuf, sizeof(errbuf));
-	ok = r && tp_reader_next(r, &rec) == TP_RECORD && rec.error == NULL &&
-		rec.nattrs == 70000 && rec.shared_names;
-	tp_reader_close(r);
-	snprintf(diag, sizeof(diag), "%ld calls", interrupts);
-	check_true("interrupts: an Adobe header and row of 70,000 cells call the hook; names are shared",
-			   ok && interrupts >= 2, diag);
+	check_interrupts("interrupts: an Adobe header and row of 70,000 cells call the hook; names are shared",
+					 &b, 0, wide_adobe_read, 2);
 
 	/* a text of megabytes reaches jansson piece by piece, unchanged */
-	interrupts = 0;
 	b.len = 0;
 	sb_printf(&b, "[{\"pcId\":\"s\",\"v\":\"");
 	for (int i = 0; i < 300000; i++)
 		sb_printf(&b, "0123456789");
 	sb_printf(&b, "\"}, {\"pcId\":\"t\",\"n\":4.0}]");
-	r = tp_reader_open(b.s, b.len, errbuf, sizeof(errbuf));
-	ok = r && tp_reader_next(r, &rec) == TP_RECORD && rec.error == NULL &&
-		rec.nattrs == 1 && rec.attrs[0].value_len == 3000000 &&
-		memcmp(rec.attrs[0].value + 2999990, "0123456789", 10) == 0;
-	ok = ok && tp_reader_next(r, &rec) == TP_RECORD && rec.error == NULL &&
-		rec.nattrs == 1 && rec.attrs[0].value_len == 3 &&
-		tp_reader_next(r, &rec) == TP_EOF;
-	tp_reader_close(r);
-	snprintf(diag, sizeof(diag), "%ld calls", interrupts);
-	check_true("interrupts: a 3 MB element is parsed in pieces, with the hook between",
-			   ok && interrupts >= 2, diag);
+	check_interrupts("interrupts: a 3 MB element is parsed in pieces, with the hook between",
+					 &b, 0, long_text_read, 2);
 
 	tp_set_interrupt_hook(NULL);
 	check_true("limits: everything freed", live_bytes == 0, "leak");
