@@ -11,7 +11,9 @@
  * changed profiles are written straight into the table, the way COPY does
  * (profile_write.c; through SQL when the table has triggers).  A record
  * that is rejected is recorded in batch_rejects with its number and reason;
- * the others apply.
+ * the others apply.  Chunks, and the rounds a chunk is merged in, are
+ * bounded in bytes as well as records, so the memory of a call stays
+ * proportional to its batch whatever the batch holds (see CHUNK_BYTES).
  *
  * Batches of one client are serialised by an advisory lock (DESIGN.md
  * allows it): the daily quota stays exact and two batches can never
