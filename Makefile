@@ -69,6 +69,7 @@ test:
 bench:
 	@bash test/bench/run-bench.sh
 	@bash test/bench/bench-bulk.sh
+	@bash test/bench/bench-memory.sh
 
 # The pg_regress suite against a server under valgrind memcheck (slow: about
 # 3 minutes; not part of `make test`).
