@@ -66,7 +66,7 @@ SELECT * FROM public.limits_bulk(
 					   E'\n' ORDER BY i)
 	   FROM generate_series(0, 1999) i));
 SELECT count(*) AS profiles, count(*) FILTER (WHERE attributes->>'v' = repeat('b', 4500)) AS second_value
-  FROM tgt_profile.profiles WHERE client = 'limits' AND tnt_id LIKE 'c%';
+  FROM tgt_profile.profiles WHERE client = 'limits' AND tnt_id ~ '^c[0-9]+$';
 
 -- A round of a chunk stops merging when the profiles it expanded hold
 -- 16 MB: 300 stored profiles of 60 kB, each updated by one record, then
@@ -84,7 +84,7 @@ SELECT count(*) AS profiles,
 	   count(*) FILTER (WHERE (SELECT count(*) FROM jsonb_object_keys(attributes)) = 13
 						  AND attributes->>'n' = substr(tnt_id, 2)) AS merged,
 	   sum(length(attributes::text)) > 16 * 1024 * 1024 AS over_16mb
-  FROM tgt_profile.profiles WHERE client = 'limits' AND tnt_id LIKE 'w%';
+  FROM tgt_profile.profiles WHERE client = 'limits' AND tnt_id ~ '^w[0-9]+$';
 SELECT attributes->>'n' AS n, attributes ? 'k1' AS has_k1, (SELECT count(*) FROM jsonb_object_keys(attributes)) AS keys
   FROM tgt_profile.profiles WHERE client = 'limits' AND tnt_id = 'w1';
 
