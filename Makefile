@@ -22,6 +22,7 @@ OBJS = \
 	src/profiles.o \
 	src/profile_write.o \
 	src/bulk.o \
+	src/read_dispatch.o \
 	src/read_common.o \
 	src/read_adobe.o \
 	src/read_json.o
@@ -38,7 +39,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk request_headers dba_additions upgrade input_bounds
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
@@ -75,6 +76,7 @@ test:
 bench:
 	@bash test/bench/run-bench.sh
 	@bash test/bench/bench-bulk.sh
+	@bash test/bench/bench-memory.sh
 
 # The pg_regress suite against a server under valgrind memcheck (slow: about
 # 3 minutes; not part of `make test`).

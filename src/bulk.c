@@ -11,7 +11,9 @@
  * changed profiles are written straight into the table, the way COPY does
  * (profile_write.c; through SQL when the table has triggers).  A record
  * that is rejected is recorded in batch_rejects with its number and reason;
- * the others apply.
+ * the others apply.  Chunks, and the rounds a chunk is merged in, are
+ * bounded in bytes as well as records, so the memory of a call stays
+ * proportional to its batch whatever the batch holds (see CHUNK_BYTES).
  *
  * Batches of one client are serialised by a per-client lock (store.c;
  * DESIGN.md allows it): the daily quota, counted under the lock from what
@@ -57,9 +59,35 @@
 PG_FUNCTION_INFO_V1(tgtp_bulk_update);
 PG_FUNCTION_INFO_V1(tgtp_batch_status);
 
-/* Records applied together; bounds the memory of a chunk. */
+/*
+ * Memory is bounded in bytes, whatever the batch holds (DESIGN.md
+ * "Memory"): a chunk takes at most CHUNK_RECORDS records and CHUNK_BYTES of
+ * their copies; a round of a chunk merges its records until the profiles
+ * it expanded and merged hold ROUND_BYTES, and leaves the rest to the next
+ * round.  Each merge happens in a context of its own, so a profile keeps
+ * one version however many records of the chunk change it.
+ */
 #define CHUNK_RECORDS	10000
-#define CHUNK_MEMORY	(32 * 1024 * 1024)
+#define CHUNK_BYTES		(8 * 1024 * 1024)
+#define ROUND_BYTES		(16 * 1024 * 1024)
+
+/*
+ * The first block of the chunk's and the round's contexts: it survives
+ * every reset, so the chunks reuse the same pages instead of handing them
+ * back to the kernel and faulting them in again (a quarter of the time
+ * otherwise).  Only the pages used count as memory.
+ */
+#define CHUNK_MEMORY	(16 * 1024 * 1024)
+
+/*
+ * Most members a JSON record may have, besides its key.  A profile within
+ * max_profile_bytes holds at most max_profile_bytes / 9 attributes (each
+ * takes two 4-byte entries and a name of at least a byte); a record of
+ * more members sets more than fit, and is rejected anyway, or removes more
+ * than any profile has.  The reader refuses such a record before it builds
+ * it: a line of millions of members costs a scan, not a tree of them.
+ */
+#define MAX_RECORD_MEMBERS()	(2 * ((int64) tgtp_max_profile_bytes / 9))
 
 
 typedef enum RecStatus
@@ -82,8 +110,8 @@ typedef struct Rec
 	int			nattrs;
 	tp_attr    *attrs;			/* copies */
 	const char *error;			/* reader's or validation's reason */
-	RecStatus	status;
-	Profile    *target;
+	RecStatus	status;			/* REC_REJECTED from the start when invalid */
+	Profile    *target;			/* during a round: the profile it applied to */
 } Rec;
 
 /* One profile a chunk touches, as it will be after the chunk's records. */
@@ -93,15 +121,26 @@ struct Profile
 	bool		touched;		/* some record applied to it */
 	bool		changed;		/* attributes changed */
 	bool		conflict;		/* our write missed: merge again */
+	bool		expanded;		/* row.attributes is a plain jsonb; else it
+								 * is as stored (compressed, out of line),
+								 * expanded by the first merge */
 	TpProfileRow row;			/* as read, then as it will be written */
 };
 
-#define HKEY_LEN (NAMEDATALEN * 2)
+/*
+ * A key of the chunk's map: the key kind and the key itself, compared
+ * exactly (hashing only picks the bucket: two keys of one hash are two
+ * entries).  str points to a key that outlives the map.
+ */
+typedef struct ChunkKey
+{
+	const char *str;
+	tp_key_kind kind;
+} ChunkKey;
 
-/* The chunk's map from a key (kind letter + key) to its profile. */
 typedef struct KeyEntry
 {
-	char		hkey[HKEY_LEN];	/* a long key is replaced by its hash */
+	ChunkKey	key;
 	Profile    *profile;
 } KeyEntry;
 
@@ -133,10 +172,14 @@ typedef struct Batch
 	bool		quota_bound;	/* row_limit comes from the daily quota */
 	Interval	lifetime;		/* the client's profile_lifetime */
 	BatchCounts counts;
-	MemoryContext chunk_cxt;
+	MemoryContext chunk_cxt;	/* the chunk's records */
+	MemoryContext round_cxt;	/* a round's profiles, map and writes */
+	MemoryContext merge_cxt;	/* one merge */
 	MemoryContext reader_cxt;
 	Rec		   *recs;
 	int			nrecs;
+	Size		chunk_bytes;	/* of the chunk's records */
+	Size		round_bytes;	/* of the round's expanded and merged profiles */
 } Batch;
 
 /* ---------- reading ---------- */
@@ -151,35 +194,95 @@ copy_str(const char *s, size_t len)
 	return c;
 }
 
-/* Copy a reader record into the chunk (the reader reuses its buffers). */
-static void
-keep_record(Batch *b, const tp_record *in)
-{
-	Rec		   *r = &b->recs[b->nrecs++];
+static const char *key_kind_name(tp_key_kind k);
 
-	memset(r, 0, sizeof(*r));
-	r->row = in->row;
-	r->kind = in->key_kind;
-	r->key = in->key ? copy_str(in->key, in->key_len) : NULL;
+/* The reader's reason, or the validation's (the same as upsert_profile's). */
+static const char *
+record_problem(const tp_record *in, char *buf, size_t buflen)
+{
+	const char *why;
+
 	if (in->error)
-	{
-		r->error = in->line > 0
+		return in->line > 0
 			? psprintf("%s (line " INT64_FORMAT ", column " INT64_FORMAT ")",
 					   in->error, (int64) in->line, (int64) in->column)
 			: pstrdup(in->error);
-		return;
-	}
+	why = tp_id_check(key_kind_name(in->key_kind), in->key, in->key_len, buf, buflen);
+	if (why == NULL)
+		why = tp_attrs_check(in->attrs, in->nattrs, buf, buflen);
+	return why ? pstrdup(why) : NULL;
+}
+
+/*
+ * Copy a good record's attributes into one block (the reader reuses its
+ * buffers): a record of many small members costs its bytes and one tp_attr
+ * each, not an allocation per name and value.  The names of an Adobe
+ * record are the header's, shared by every record.
+ */
+static void
+copy_attrs(Batch *b, Rec *r, const tp_record *in)
+{
+	Size		size = 0;
+	char	   *data;
+
+	for (int i = 0; i < in->nattrs; i++)
+		size += (in->shared_names ? 0 : in->attrs[i].name_len) +
+			(in->attrs[i].value ? in->attrs[i].value_len : 0);
+	data = MemoryContextAllocHuge(CurrentMemoryContext, Max(size, 1));
+	r->attrs = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(tp_attr) * Max(in->nattrs, 1));
 	r->nattrs = in->nattrs;
-	r->attrs = palloc(sizeof(tp_attr) * Max(in->nattrs, 1));
 	for (int i = 0; i < in->nattrs; i++)
 	{
 		const tp_attr *a = &in->attrs[i];
 
+		if (i % 65536 == 65535)
+			CHECK_FOR_INTERRUPTS();
 		r->attrs[i] = *a;
-		r->attrs[i].name = copy_str(a->name, a->name_len);
+		if (!in->shared_names)
+		{
+			memcpy(data, a->name, a->name_len);
+			r->attrs[i].name = data;
+			data += a->name_len;
+		}
 		if (a->value)
-			r->attrs[i].value = copy_str(a->value, a->value_len);
+		{
+			memcpy(data, a->value, a->value_len);
+			r->attrs[i].value = data;
+			data += a->value_len;
+		}
 	}
+	b->chunk_bytes += size + sizeof(tp_attr) * in->nattrs;
+}
+
+/*
+ * Keep a reader record in the chunk.  It is validated here, while the
+ * reader's buffers hold it: a rejected record keeps only its reason and
+ * its key as batch_rejects shows it (cut to max_id_length characters), so
+ * a huge bad record costs nothing after it was read.
+ */
+static void
+keep_record(Batch *b, const tp_record *in)
+{
+	Rec		   *r = &b->recs[b->nrecs++];
+	char		buf[TP_REASON_LEN];
+
+	memset(r, 0, sizeof(*r));
+	r->row = in->row;
+	r->kind = in->key_kind;
+	r->status = REC_PENDING;
+	r->error = record_problem(in, buf, sizeof(buf));
+	if (r->error)
+	{
+		r->status = REC_REJECTED;
+		if (in->key)
+			r->key = copy_str(in->key, pg_mbcharcliplen(in->key, (int) in->key_len,
+														 tgtp_max_id_length));
+		b->chunk_bytes += sizeof(Rec) + strlen(r->error) + (r->key ? strlen(r->key) : 0);
+		return;
+	}
+	r->key = copy_str(in->key, in->key_len);
+	copy_attrs(b, r, in);
+	b->chunk_bytes += sizeof(Rec) + in->key_len;
 }
 
 /* ---------- fetching ---------- */
@@ -190,33 +293,58 @@ key_kind_name(tp_key_kind k)
 	return k == TP_KEY_PCID ? "pcId" : "thirdPartyId";
 }
 
-static void
-hash_key(char *out, tp_key_kind kind, const char *key)
+static uint32
+chunk_key_hash(const void *key, Size keysize)
 {
-	size_t		len = strlen(key);
-	char		k = kind == TP_KEY_PCID ? 'p' : 't';
+	const ChunkKey *k = key;
 
-	/* a long key is hashed: resolve() checks the real key, so a collision
-	 * can only make a lookup miss, never pick the wrong profile */
-	if (len + 2 > HKEY_LEN)
-		snprintf(out, HKEY_LEN, "%c#%08x%08zx", k,
-				 (unsigned) hash_bytes((const unsigned char *) key, (int) len), len);
-	else
-		snprintf(out, HKEY_LEN, "%c%s", k, key);
+	return hash_combine((uint32) k->kind,
+						hash_bytes((const unsigned char *) k->str, (int) strlen(k->str)));
+}
+
+static int
+chunk_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const ChunkKey *a = key1;
+	const ChunkKey *b = key2;
+
+	return a->kind != b->kind || strcmp(a->str, b->str) != 0;
+}
+
+/* A table of keys (with entries of entrysize bytes) in the current context. */
+static HTAB *
+key_table(const char *name, long nelem, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(ChunkKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = chunk_key_hash;
+	ctl.match = chunk_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, Max(nelem, 16), &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Look key up in a key table (action: HASH_FIND or HASH_ENTER). */
+static void *
+key_search(HTAB *table, tp_key_kind kind, const char *key, HASHACTION action,
+		   bool *found)
+{
+	ChunkKey	k;
+
+	k.str = key;
+	k.kind = kind;
+	return hash_search(table, &k, action, found);
 }
 
 static ChunkMap *
 new_map(int nrecs)
 {
 	ChunkMap   *m = palloc(sizeof(ChunkMap));
-	HASHCTL		ctl;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = HKEY_LEN;
-	ctl.entrysize = sizeof(KeyEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	m->keys = hash_create("tgt_profile chunk keys", Max(nrecs, 16), &ctl,
-						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	m->keys = key_table("tgt_profile chunk keys", nrecs, sizeof(KeyEntry));
 	/* a record adds at most one profile; a fetched row at most two keys */
 	m->profiles = palloc(sizeof(Profile *) * (2 * nrecs + 1));
 	m->nprofiles = 0;
@@ -227,12 +355,10 @@ new_map(int nrecs)
 static void
 map_key(ChunkMap *m, tp_key_kind kind, const char *key, Profile *p)
 {
-	char		hk[HKEY_LEN];
 	bool		found;
 	KeyEntry   *e;
 
-	hash_key(hk, kind, key);
-	e = (KeyEntry *) hash_search(m->keys, hk, HASH_ENTER, &found);
+	e = key_search(m->keys, kind, key, HASH_ENTER, &found);
 	if (!found)
 		e->profile = p;
 }
@@ -250,18 +376,9 @@ map_add(ChunkMap *m)
 static Profile *
 resolve(ChunkMap *m, tp_key_kind kind, const char *key)
 {
-	char		hk[HKEY_LEN];
-	KeyEntry   *e;
-	Profile    *p;
+	KeyEntry   *e = key_search(m->keys, kind, key, HASH_FIND, NULL);
 
-	hash_key(hk, kind, key);
-	e = (KeyEntry *) hash_search(m->keys, hk, HASH_FIND, NULL);
-	if (e == NULL)
-		return NULL;
-	p = e->profile;
-	if (kind == TP_KEY_PCID)
-		return strcmp(p->row.tnt_id, key) == 0 ? p : NULL;
-	return p->row.third_party_id && strcmp(p->row.third_party_id, key) == 0 ? p : NULL;
+	return e ? e->profile : NULL;
 }
 
 static int
@@ -279,7 +396,8 @@ keep_fetched(ChunkMap *m, TupleTableSlot *slot)
 	TpProfileRow row;
 	Profile    *p;
 
-	tp_profile_row_read(tup, slot->tts_tupleDescriptor, &row);
+	/* expanded only if a record merges into it: most rows are only seen */
+	tp_profile_row_read_stored(tup, slot->tts_tupleDescriptor, &row);
 	if (should_free)
 		heap_freetuple(tup);
 	if (resolve(m, TP_KEY_PCID, row.tnt_id) != NULL)
@@ -351,6 +469,7 @@ create_profile(ChunkMap *m, const Rec *r)
 	Profile    *p = map_add(m);
 
 	p->is_new = true;
+	p->expanded = true;
 	if (r->kind == TP_KEY_PCID)
 		p->row.tnt_id = r->key;
 	else
@@ -362,12 +481,71 @@ create_profile(ChunkMap *m, const Rec *r)
 	return p;
 }
 
+/* The attributes of a profile, expanded (once) if they were fetched. */
+static Jsonb *
+profile_attributes(Batch *b, Profile *p)
+{
+	if (!p->expanded)
+	{
+		Pointer		stored = (Pointer) p->row.attributes;
+
+		p->row.attributes = DatumGetJsonbP(PointerGetDatum(stored));
+		if ((Pointer) p->row.attributes != stored)
+			pfree(stored);
+		p->expanded = true;
+		b->round_bytes += VARSIZE(p->row.attributes);
+	}
+	return p->row.attributes;
+}
+
+/*
+ * Merge a record into old (NULL for a new profile).  A merge allocates
+ * several times the profile's size (its pairs, the record's names sorted,
+ * the new jsonb), so it runs in a context of its own, reset after each
+ * record, and only its result is copied out.  Returns the new attributes,
+ * or old when nothing changed, or NULL with *why set.
+ */
+static Jsonb *
+merge_record(Batch *b, Jsonb *old, const Rec *r, bool *changed, const char **why)
+{
+	char		buf[TP_REASON_LEN];
+	MemoryContext cxt = MemoryContextSwitchTo(b->merge_cxt);
+	Jsonb	   *merged = tp_attrs_merge(old, r->attrs, r->nattrs, changed, buf, sizeof(buf), why);
+
+	MemoryContextSwitchTo(cxt);
+	if (*why)
+		*why = MemoryContextStrdup(b->chunk_cxt, *why);
+	else if (merged != old)
+	{
+		Jsonb	   *copy = palloc(VARSIZE(merged));
+
+		memcpy(copy, merged, VARSIZE(merged));
+		merged = copy;
+	}
+	MemoryContextReset(b->merge_cxt);
+	return merged;
+}
+
+/* Give p its new attributes; the version they replace is freed. */
+static void
+set_attributes(Batch *b, Profile *p, Jsonb *attrs)
+{
+	if (p->row.attributes == attrs)
+		return;
+	if (p->row.attributes)
+	{
+		b->round_bytes -= VARSIZE(p->row.attributes);
+		pfree(p->row.attributes);
+	}
+	p->row.attributes = attrs;
+	b->round_bytes += VARSIZE(attrs);
+}
+
 /* Apply one validated record to the profile state; sets its status. */
 static void
 apply_record(Batch *b, ChunkMap *m, Rec *r)
 {
 	Profile    *p = resolve(m, r->kind, r->key);
-	char		buf[TP_REASON_LEN];
 	const char *why;
 	bool		changed;
 	Jsonb	   *merged;
@@ -385,29 +563,37 @@ apply_record(Batch *b, ChunkMap *m, Rec *r)
 			r->status = REC_NOT_FOUND;
 			return;
 		}
-		merged = tp_attrs_merge(NULL, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
+		merged = merge_record(b, NULL, r, &changed, &why);
 		if (why)
 		{
-			r->error = pstrdup(why);
+			r->error = why;
 			r->status = REC_REJECTED;
 			return;
 		}
 		p = create_profile(m, r);
-		p->row.attributes = merged;
+		set_attributes(b, p, merged);
 		p->touched = true;
 		r->target = p;
 		r->status = REC_CREATED;
 		return;
 	}
 
-	merged = tp_attrs_merge(p->row.attributes, r->attrs, r->nattrs, &changed, buf, sizeof(buf), &why);
+	if (r->nattrs == 0)
+	{
+		/* nothing to merge: the profile is only seen (last_seen_at) */
+		p->touched = true;
+		r->target = p;
+		r->status = REC_UNCHANGED;
+		return;
+	}
+	merged = merge_record(b, profile_attributes(b, p), r, &changed, &why);
 	if (why)
 	{
-		r->error = pstrdup(why);
+		r->error = why;
 		r->status = REC_REJECTED;
 		return;
 	}
-	p->row.attributes = merged;
+	set_attributes(b, p, merged);
 	p->touched = true;
 	p->changed |= changed;
 	r->target = p;
@@ -475,31 +661,20 @@ attrs_array(WriteSet *w)
 static int
 mark_misses(WriteSet *w)
 {
-	HTAB	   *done;
-	HASHCTL		ctl;
+	HTAB	   *done = key_table("tgt_profile written", (long) SPI_processed, sizeof(ChunkKey));
 	int			misses = 0;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = HKEY_LEN;
-	ctl.entrysize = HKEY_LEN;
-	ctl.hcxt = CurrentMemoryContext;
-	done = hash_create("tgt_profile written", Max(SPI_processed, 16), &ctl,
-					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
-		char		hk[HKEY_LEN];
 
-		hash_key(hk, TP_KEY_PCID,
-				 TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
-		(void) hash_search(done, hk, HASH_ENTER, NULL);
+		(void) key_search(done, TP_KEY_PCID,
+						  TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)),
+						  HASH_ENTER, NULL);
 	}
 	for (int i = 0; i < w->n; i++)
 	{
-		char		hk[HKEY_LEN];
-
-		hash_key(hk, TP_KEY_PCID, w->profiles[i]->row.tnt_id);
-		if (hash_search(done, hk, HASH_FIND, NULL) == NULL)
+		if (key_search(done, TP_KEY_PCID, w->profiles[i]->row.tnt_id, HASH_FIND, NULL) == NULL)
 		{
 			w->profiles[i]->conflict = true;
 			misses++;
@@ -763,7 +938,8 @@ typedef enum ApplyResult
 {
 	APPLIED,					/* every pending record applied */
 	WRITES_MISSED,				/* concurrent changes: merge those again */
-	KEYS_EXIST					/* keys taken to be new exist: start over */
+	KEYS_EXIST,					/* keys taken to be new exist: start over */
+	ROUND_FULL					/* ROUND_BYTES reached: the rest next round */
 } ApplyResult;
 
 /*
@@ -778,14 +954,37 @@ typedef enum ApplyResult
  * anything else is written, and the chunk starts over reading every key.
  * The first chunk always reads its keys, so a batch of known profiles never
  * writes (and rolls back) a row on a guess.
+ *
+ * A round merges records in batch order until the profiles it holds reach
+ * ROUND_BYTES (at least one record, so every round progresses), writes,
+ * and leaves the records after that pending: the next round reads their
+ * profiles again, as written.  Everything a round allocates is in
+ * round_cxt, reset when it ends.
  */
+static ApplyResult apply_round(Batch *b, bool *pending);
+
 static ApplyResult
 apply_pending(Batch *b, bool *pending)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->round_cxt);
+	ApplyResult res = apply_round(b, pending);
+
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < b->nrecs; i++)
+		b->recs[i].target = NULL;	/* it was in the round's memory */
+	MemoryContextReset(b->round_cxt);
+	b->round_bytes = 0;
+	return res;
+}
+
+static ApplyResult
+apply_round(Batch *b, bool *pending)
 {
 	ChunkMap   *map = new_map(b->nrecs);
 	char	  **keys[2];
 	int			nkeys[2] = {0, 0};
 	int			misses;
+	int			next = b->nrecs;	/* the first record left to the next round */
 
 	keys[0] = palloc(sizeof(char *) * Max(b->nrecs, 1));
 	keys[1] = palloc(sizeof(char *) * Max(b->nrecs, 1));
@@ -803,13 +1002,18 @@ apply_pending(Batch *b, bool *pending)
 		if (pending[i])
 		{
 			CHECK_FOR_INTERRUPTS();
+			if (b->round_bytes > ROUND_BYTES)
+			{
+				next = i;
+				break;
+			}
 			apply_record(b, map, &b->recs[i]);
 		}
 
 	misses = write_profiles(b, map);
 	if (misses < 0)
 		return KEYS_EXIST;
-	for (int i = 0; i < b->nrecs; i++)
+	for (int i = 0; i < next; i++)
 	{
 		Rec		   *r = &b->recs[i];
 
@@ -818,7 +1022,9 @@ apply_pending(Batch *b, bool *pending)
 		if (pending[i])
 			r->status = REC_PENDING;
 	}
-	return misses == 0 ? APPLIED : WRITES_MISSED;
+	if (misses > 0)
+		return WRITES_MISSED;
+	return next < b->nrecs ? ROUND_FULL : APPLIED;
 }
 
 /* Undo apply_record on the valid records: they are all pending again. */
@@ -837,28 +1043,6 @@ restart_chunk(Batch *b, const bool *valid, bool *pending)
 	}
 }
 
-static void
-validate_chunk(Batch *b, bool *pending)
-{
-	char		buf[TP_REASON_LEN];
-
-	for (int i = 0; i < b->nrecs; i++)
-	{
-		Rec		   *r = &b->recs[i];
-		const char *why = r->error;
-
-		if (why == NULL)
-			why = tp_id_check(key_kind_name(r->kind), r->key, strlen(r->key), buf, sizeof(buf));
-		if (why == NULL)
-			why = tp_attrs_check(r->attrs, r->nattrs, buf, sizeof(buf));
-		pending[i] = (why == NULL);
-		if (why)
-		{
-			r->error = pstrdup(why);
-			r->status = REC_REJECTED;
-		}
-	}
-}
 
 static void
 record_rejects(Batch *b)
@@ -939,7 +1123,9 @@ apply_chunk(Batch *b)
 	int			rounds = 0;
 	ApplyResult res;
 
-	validate_chunk(b, valid);
+	/* keep_record validated them */
+	for (int i = 0; i < b->nrecs; i++)
+		valid[i] = (b->recs[i].status == REC_PENDING);
 	memcpy(pending, valid, sizeof(bool) * b->nrecs);
 	while ((res = apply_pending(b, pending)) != APPLIED)
 	{
@@ -954,6 +1140,8 @@ apply_chunk(Batch *b)
 			restart_chunk(b, valid, pending);
 			continue;
 		}
+		if (res == ROUND_FULL)
+			continue;			/* progress, not a conflict */
 		if (++rounds >= 100)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -965,6 +1153,7 @@ apply_chunk(Batch *b)
 	record_rejects(b);
 	count_chunk(b);
 	b->nrecs = 0;
+	b->chunk_bytes = 0;
 	MemoryContextReset(b->chunk_cxt);
 }
 
@@ -1106,6 +1295,10 @@ run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
 	 */
 	b->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "tgt_profile batch chunk",
 										 CHUNK_MEMORY, CHUNK_MEMORY, CHUNK_MEMORY);
+	b->round_cxt = AllocSetContextCreate(CurrentMemoryContext, "tgt_profile batch round",
+										 CHUNK_MEMORY, CHUNK_MEMORY, CHUNK_MEMORY);
+	b->merge_cxt = AllocSetContextCreate(CurrentMemoryContext, "tgt_profile batch merge",
+										 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		MemoryContext old;
@@ -1122,7 +1315,7 @@ run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
 		old = MemoryContextSwitchTo(b->chunk_cxt);
 		keep_record(b, &rec);
 		MemoryContextSwitchTo(old);
-		if (b->nrecs == CHUNK_RECORDS)
+		if (b->nrecs == CHUNK_RECORDS || b->chunk_bytes >= CHUNK_BYTES)
 		{
 			old = MemoryContextSwitchTo(b->chunk_cxt);
 			apply_chunk(b);
@@ -1186,6 +1379,7 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
 	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
 	if (reader == NULL)
 		broken_batch(errbuf);
+	tp_reader_limit_members(reader, MAX_RECORD_MEMBERS() + 1);
 
 	/*
 	 * One batch of a client at a time: the quota is counted, under the lock,

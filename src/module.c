@@ -12,6 +12,7 @@
 #include "tgt_profile.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "record.h"
 #include "utils/guc.h"
 
@@ -44,6 +45,17 @@ reader_pfree(void *ptr)
 {
 	if (ptr)
 		pfree(ptr);
+}
+
+/*
+ * The readers call this inside long records: a query cancel must not wait
+ * for a record of millions of members to be read.  An ERROR here unwinds
+ * out of the reader (and jansson); their memory is the batch's context.
+ */
+static void
+reader_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
 }
 
 static void
@@ -133,5 +145,6 @@ _PG_init(void)
 							   &tgtp_token_header, "authorization",
 							   PGC_SUSET, 0, check_token_header, NULL, NULL);
 	tp_set_allocator(reader_palloc, reader_pfree);
+	tp_set_interrupt_hook(reader_interrupts);
 	MarkGUCPrefixReserved("tgt_profile");
 }

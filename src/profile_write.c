@@ -39,6 +39,7 @@
 #include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -65,8 +66,8 @@ struct TpRowWriter
 };
 
 /* Copy a stored profile row into the current memory context. */
-void
-tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row)
+static void
+read_row(HeapTuple tup, TupleDesc desc, TpProfileRow *row, bool expand)
 {
 	bool		isnull;
 	Datum		d;
@@ -75,10 +76,23 @@ tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row)
 	row->tnt_id = TextDatumGetCString(heap_getattr(tup, TP_COL_TNT_ID, desc, &isnull));
 	d = heap_getattr(tup, TP_COL_THIRD_PARTY_ID, desc, &isnull);
 	row->third_party_id = isnull ? NULL : TextDatumGetCString(d);
-	row->attributes = DatumGetJsonbPCopy(heap_getattr(tup, TP_COL_ATTRIBUTES, desc, &isnull));
+	d = heap_getattr(tup, TP_COL_ATTRIBUTES, desc, &isnull);
+	row->attributes = expand ? DatumGetJsonbPCopy(d) : (Jsonb *) DatumGetPointer(datumCopy(d, false, -1));
 	row->created_at = DatumGetTimestampTz(heap_getattr(tup, TP_COL_CREATED_AT, desc, &isnull));
 	row->updated_at = DatumGetTimestampTz(heap_getattr(tup, TP_COL_UPDATED_AT, desc, &isnull));
 	row->last_seen_at = DatumGetTimestampTz(heap_getattr(tup, TP_COL_LAST_SEEN_AT, desc, &isnull));
+}
+
+void
+tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row)
+{
+	read_row(tup, desc, row, true);
+}
+
+void
+tp_profile_row_read_stored(HeapTuple tup, TupleDesc desc, TpProfileRow *row)
+{
+	read_row(tup, desc, row, false);
 }
 
 /*

@@ -41,6 +41,14 @@ typedef struct TpProfileRow
 
 extern void tp_profile_row_read(HeapTuple tup, TupleDesc desc, TpProfileRow *row);
 
+/*
+ * The same, but row->attributes is left as stored (compressed, or a TOAST
+ * pointer valid in this transaction): not a jsonb to read before
+ * DatumGetJsonbP() expands it, but a value to write back as it is (an
+ * update then keeps its TOAST data).
+ */
+extern void tp_profile_row_read_stored(HeapTuple tup, TupleDesc desc, TpProfileRow *row);
+
 typedef struct TpRowWriter TpRowWriter;
 
 extern TpRowWriter *tp_writer_open(const char *client, CmdType op);

@@ -307,6 +307,8 @@ parse_header(tp_reader *r, adobe_state *st, const char *p, const char *eol)
 		adobe_col  *c = colno == 1 ? &st->key : &st->cols[colno - 2];
 		cell_status cs;
 
+		if (colno % TP_INTERRUPT_EVERY == 0)
+			tp_check_interrupts();
 		c->colno = colno;
 		if (cend == p)
 		{
@@ -470,6 +472,8 @@ parse_row(adobe_state *st, const char *p, const char *eol, tp_record *rec)
 			too_many_cells(st, rec, col + 1, p, eol);
 			return;
 		}
+		if (col % TP_INTERRUPT_EVERY == TP_INTERRUPT_EVERY - 1)
+			tp_check_interrupts();
 		if (cend > p)
 		{
 			cs = decode_cell(p, cend - p, &out, &val, &vlen);
@@ -536,6 +540,7 @@ tp_adobe_next(tp_reader *r, tp_record *rec)
 	rec->row = ++st->row;
 	rec->key_kind = st->key_kind;
 	rec->attrs = st->attrs;
+	rec->shared_names = true;	/* they are the header's */
 	parse_row(st, line, eol, rec);
 	if (rec->error)
 	{

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * read_common.c
- *	  Batch reader entry points: format detection, dispatch, allocation and
- *	  UTF-8 helpers shared by the Adobe and JSON readers.
+ *	  Helpers shared by the Adobe and JSON readers: allocation, errors,
+ *	  UTF-8.  They sit below the readers and call none of them; the format
+ *	  dispatcher above the readers is read_dispatch.c.
  *
  * Plain C, no PostgreSQL headers: see record.h.
  *
@@ -19,6 +20,7 @@
 
 static tp_malloc_fn tp_malloc_hook = malloc;
 static tp_free_fn tp_free_hook = free;
+tp_interrupt_fn tp_interrupt_hook = NULL;
 
 void
 tp_set_allocator(tp_malloc_fn m, tp_free_fn f)
@@ -27,6 +29,12 @@ tp_set_allocator(tp_malloc_fn m, tp_free_fn f)
 	tp_free_hook = f ? f : free;
 	/* jansson allocates the parsed records: keep it in the same place */
 	json_set_alloc_funcs(tp_malloc_hook, tp_free_hook);
+}
+
+void
+tp_set_interrupt_hook(tp_interrupt_fn f)
+{
+	tp_interrupt_hook = f;
 }
 
 void *
@@ -176,96 +184,4 @@ tp_utf8_chars(const char *s, size_t len)
 	for (i = 0; i < len; i++)
 		n += ((unsigned char) s[i] & 0xC0) != 0x80;
 	return n;
-}
-
-static tp_reader *
-open_failed(tp_reader *r, char *errbuf, size_t errlen, const char *msg)
-{
-	if (r)
-		tp_free(r);
-	if (errbuf && errlen > 0)
-		snprintf(errbuf, errlen, "%s", msg);
-	return NULL;
-}
-
-tp_reader *
-tp_reader_open(const char *data, size_t len, char *errbuf, size_t errlen)
-{
-	const char *p = data;
-	const char *end = data + len;
-	tp_reader  *r;
-	bool		ok;
-
-	if (errbuf && errlen > 0)
-		errbuf[0] = '\0';
-	if (data == NULL || len == 0)
-		return open_failed(NULL, errbuf, errlen, "empty batch");
-	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
-		return open_failed(NULL, errbuf, errlen,
-						   "batch starts with a UTF-8 byte-order mark (BOM); save it without one");
-
-	while (p < end && (tp_is_blank(*p) || *p == '\n'))
-		p++;
-	if (p == end)
-		return open_failed(NULL, errbuf, errlen,
-						   "empty batch: it holds nothing but whitespace");
-
-	r = tp_alloc(sizeof(tp_reader));
-	if (r == NULL)
-		return open_failed(NULL, errbuf, errlen, "out of memory");
-	memset(r, 0, sizeof(tp_reader));
-	r->data = data;
-	r->len = len;
-	r->errbuf = errbuf;
-	r->errlen = errlen;
-
-	if (*p == '[' || *p == '{')
-	{
-		r->format = *p == '[' ? TP_FORMAT_JSON_ARRAY : TP_FORMAT_NDJSON;
-		ok = tp_json_open(r, p);
-	}
-	else if (end - p >= 6 && memcmp(p, "batch=", 6) == 0)
-	{
-		r->format = TP_FORMAT_ADOBE;
-		ok = tp_adobe_open(r, p);
-	}
-	else
-		return open_failed(r, errbuf, errlen,
-						   "unrecognised batch format: a batch starts with \"batch=\" (Adobe batch file), \"{\" (NDJSON) or \"[\" (JSON array)");
-
-	if (!ok)
-	{
-		/* the format's open has filled errbuf and freed its own state */
-		tp_free(r);
-		return NULL;
-	}
-	return r;
-}
-
-tp_format
-tp_reader_format(const tp_reader *r)
-{
-	return r->format;
-}
-
-tp_status
-tp_reader_next(tp_reader *r, tp_record *rec)
-{
-	if (r->failed)
-		return TP_FATAL;
-	if (r->format == TP_FORMAT_ADOBE)
-		return tp_adobe_next(r, rec);
-	return tp_json_next(r, rec);
-}
-
-void
-tp_reader_close(tp_reader *r)
-{
-	if (r == NULL)
-		return;
-	if (r->format == TP_FORMAT_ADOBE)
-		tp_adobe_close(r);
-	else
-		tp_json_close(r);
-	tp_free(r);
 }

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * read_internal.h
- *	  Shared between the batch readers (read_common.c, read_adobe.c,
- *	  read_json.c) and their tests; not part of the record stream interface.
+ *	  Shared between the batch readers (read_adobe.c, read_json.c), the
+ *	  helpers below them (read_common.c), the dispatcher above them
+ *	  (read_dispatch.c) and their tests; not part of the record stream
+ *	  interface.
  *
  * Plain C, no PostgreSQL headers.
  *
@@ -31,12 +33,30 @@ struct tp_reader
 	char	   *errbuf;			/* the caller's, for fatal errors */
 	size_t		errlen;
 	bool		failed;			/* a fatal error was reported */
+	int64_t		max_members;	/* JSON records: see tp_reader_limit_members */
 	void	   *state;			/* the format's own state */
 };
 
 /* Allocation through the hooks of tp_set_allocator(). */
 extern void *tp_alloc(size_t size);
 extern void tp_free(void *ptr);
+
+/*
+ * The interrupt hook of tp_set_interrupt_hook().  Loops over the members,
+ * cells or bytes of one record call tp_check_interrupts() every
+ * TP_INTERRUPT_EVERY steps (of bytes: every TP_INTERRUPT_BYTES).
+ */
+#define TP_INTERRUPT_EVERY	65536
+#define TP_INTERRUPT_BYTES	(1024 * 1024)
+
+extern tp_interrupt_fn tp_interrupt_hook;
+
+static inline void
+tp_check_interrupts(void)
+{
+	if (tp_interrupt_hook)
+		tp_interrupt_hook();
+}
 
 /*
  * Return an array of at least need elements of elsize bytes holding the
@@ -67,7 +87,7 @@ tp_is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-/* Per-format entry points, dispatched by read_common.c */
+/* Per-format entry points, dispatched by read_dispatch.c */
 extern bool tp_adobe_open(tp_reader *r, const char *start);
 extern tp_status tp_adobe_next(tp_reader *r, tp_record *rec);
 extern void tp_adobe_close(tp_reader *r);

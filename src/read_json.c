@@ -77,6 +77,7 @@ typedef struct json_state
 	size_t		nlits;
 	unsigned char *stack;		/* for tp_json_skip */
 	size_t		stack_cap;
+	char		reason[128];	/* a record error that needs a number */
 
 	/*
 	 * Where errors are, for a JSON array: line and column of track_pos,
@@ -333,6 +334,8 @@ fill_record(json_state *st, json_t *obj, const char *text, const char *text_end,
 		json_t	   *v = json_object_iter_value(it);
 		tp_key_kind kind;
 
+		if ((rec->nattrs + 1) % TP_INTERRUPT_EVERY == 0)
+			tp_check_interrupts();
 		/* the text of numbers takes a second pass: only records with one */
 		if (json_is_number(v) && !scanned)
 		{
@@ -421,6 +424,8 @@ scan_number_literals(json_state *st, const char *s, const char *e, char *plain)
 				st->lits[st->nlits].p = v;
 				st->lits[st->nlits].len = s - v;
 				st->nlits++;
+				if (st->nlits % TP_INTERRUPT_EVERY == 0)
+					tp_check_interrupts();
 			}
 		}
 		s = skip_ws(s, e);
@@ -439,6 +444,8 @@ scan_number_literals(json_state *st, const char *s, const char *e, char *plain)
  * numeric takes the number is checked with the other limits (attributes.c).
  * A number nested deeper is still refused, as its record is anyway.
  */
+static json_t *load_json(const char *s, const char *e, size_t flags, json_error_t *err);
+
 static json_t *
 load_plain_numbers(json_state *st, const char *s, const char *e, size_t flags,
 				   json_error_t *err)
@@ -451,7 +458,7 @@ load_plain_numbers(json_state *st, const char *s, const char *e, size_t flags,
 	memcpy(copy, s, e - s);
 	scan_number_literals(st, s, e, copy);
 	jansson_reset(err);
-	obj = json_loadb(copy, e - s, flags, err);
+	obj = load_json(copy, copy + (e - s), flags, err);
 	tp_free(copy);
 	return obj;
 }
@@ -487,6 +494,105 @@ release_record(json_state *st)
 		json_decref(st->cur);
 		st->cur = NULL;
 	}
+}
+
+/*
+ * Does the object whose '{' is at s have more members than the reader's
+ * limit?  Only its top level is walked, and only when its text (which ends
+ * by e) is long enough to hold that many: a member takes at least five
+ * bytes ("":0,).  Nothing is built, so a line of millions of members costs
+ * a scan, not a tree.  A text that breaks before the limit answers false:
+ * jansson then says what is wrong with it.
+ */
+static bool
+over_member_limit(tp_reader *r, json_state *st, const char *s, const char *e)
+{
+	int64_t		n = 0;
+
+	if (r->max_members == 0 || (e - s) / 5 <= r->max_members)
+		return false;
+	s = skip_ws(s + 1, e);
+	if (s < e && *s == '}')
+		return false;
+	for (;;)
+	{
+		if (s >= e || *s != '"' || (s = skip_string(s, e)) == NULL)
+			return false;
+		s = skip_ws(s, e);
+		if (s >= e || *s++ != ':')
+			return false;
+		s = skip_ws(s, e);
+		if (s >= e)
+			return false;
+		if (*s == '{' || *s == '[')
+		{
+			if (tp_json_skip(s, e, &s, &st->stack, &st->stack_cap) != TP_SKIP_OK)
+				return false;
+		}
+		else if ((s = skip_scalar(s, e)) == NULL)
+			return false;
+		if (++n > r->max_members)
+			return true;
+		if (n % TP_INTERRUPT_EVERY == 0)
+			tp_check_interrupts();
+		s = skip_ws(s, e);
+		if (s >= e || *s++ != ',')
+			return false;
+		s = skip_ws(s, e);
+	}
+}
+
+static const char *
+member_limit_reason(tp_reader *r, json_state *st)
+{
+	snprintf(st->reason, sizeof(st->reason),
+			 "too many members: a record may have at most %lld",
+			 (long long) r->max_members);
+	return st->reason;
+}
+
+/* A text that jansson reads piece by piece (see load_json). */
+typedef struct json_feed
+{
+	const char *p;
+	const char *e;
+	size_t		since;			/* bytes given since the last interrupt check */
+} json_feed;
+
+static size_t
+feed_piece(void *buf, size_t buflen, void *data)
+{
+	json_feed  *f = data;
+	size_t		n = (size_t) (f->e - f->p) < buflen ? (size_t) (f->e - f->p) : buflen;
+
+	memcpy(buf, f->p, n);
+	f->p += n;
+	f->since += n;
+	if (f->since >= TP_INTERRUPT_BYTES)
+	{
+		f->since = 0;
+		tp_check_interrupts();
+	}
+	return n;
+}
+
+/*
+ * jansson's json_loadb on s[0..e - s), except that a long text is handed
+ * over a piece at a time, with an interrupt check between pieces: parsing
+ * one record of tens of megabytes takes seconds.  Positions in err are the
+ * same either way.
+ */
+static json_t *
+load_json(const char *s, const char *e, size_t flags, json_error_t *err)
+{
+	json_feed	f;
+
+	if (e - s < TP_INTERRUPT_BYTES)
+		return json_loadb(s, e - s, flags, err);
+	f.p = s;
+	f.e = e;
+	f.since = 0;
+	return json_load_callback(feed_piece, &f, flags, err);
 }
 
 /* ---------------------------------------------------------------- NDJSON */
@@ -537,8 +643,14 @@ ndjson_next(tp_reader *r, json_state *st, tp_record *rec)
 		return TP_RECORD;
 	}
 
+	if (over_member_limit(r, st, p, eol))
+	{
+		rec->error = member_limit_reason(r, st);
+		return TP_RECORD;
+	}
+
 	jansson_reset(&err);
-	obj = json_loadb(p, eol - p, JSON_REJECT_DUPLICATES, &err);
+	obj = load_json(p, eol, JSON_REJECT_DUPLICATES, &err);
 	if (obj == NULL && number_refused(&err))
 		obj = load_plain_numbers(st, p, eol, JSON_REJECT_DUPLICATES, &err);
 	if (obj == NULL)
@@ -655,10 +767,23 @@ array_next(tp_reader *r, json_state *st, tp_record *rec)
 	rec->row = ++st->row;
 	st->astate = ARRAY_AFTER;
 
+	if (*p == '{' && over_member_limit(r, st, p, st->nul))
+	{
+		skip = tp_json_skip(p, st->nul, &vend, &st->stack, &st->stack_cap);
+		if (skip == TP_SKIP_NOMEM)
+			return tp_fail(r, "out of memory");
+		if (skip == TP_SKIP_BAD)
+			return array_fail(r, st, vend, "invalid JSON syntax");
+		st->next = vend;
+		rec->error = member_limit_reason(r, st);
+		locate(r, st, p, &rec->line, &rec->column);
+		rec->column++;
+		return TP_RECORD;
+	}
 	if (*p == '{')
 	{
 		jansson_reset(&err);
-		obj = json_loadb(p, st->nul - p,
+		obj = load_json(p, st->nul,
 						 JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &err);
 		if (obj == NULL && number_refused(&err))
 		{
@@ -841,10 +966,14 @@ tp_json_skip(const char *s, const char *e, const char **endp,
 {
 	size_t		depth = 0;
 	bool		want_key = false;	/* after '{' or ',' in an object */
+	uint32_t	steps = 0;
 
 	for (;;)
 	{
 		const char *v;
+
+		if (++steps % TP_INTERRUPT_EVERY == 0)
+			tp_check_interrupts();
 
 		/* s is where a value, or with want_key a member, begins */
 		s = skip_ws(s, e);

@@ -14,6 +14,7 @@
 #ifndef TGTP_RECORD_H
 #define TGTP_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,9 @@ typedef struct tp_record
 	size_t		key_len;
 	int			nattrs;
 	tp_attr    *attrs;			/* valid until the next tp_reader_next() */
+	bool		shared_names;	/* the attribute names stay valid until the
+								 * reader is closed (an Adobe header's): a
+								 * consumer may keep them without a copy */
 
 	/* A record error: the record is rejected alone, the batch goes on. */
 	const char *error;			/* NULL for a good record; a reason that never
@@ -85,6 +89,16 @@ typedef void (*tp_free_fn) (void *ptr);
 extern void tp_set_allocator(tp_malloc_fn m, tp_free_fn f);
 
 /*
+ * Interrupt hook: called every so often while a reader works through a long
+ * record (many members or cells, a long line), so that the server can
+ * honour a query cancel (CHECK_FOR_INTERRUPTS).  It may not return; what
+ * the reader allocated is then released by whoever owns the allocator's
+ * memory (the server's memory context).  NULL, the default: none.
+ */
+typedef void (*tp_interrupt_fn) (void);
+extern void tp_set_interrupt_hook(tp_interrupt_fn f);
+
+/*
  * Open a reader on data[0..len).  The format is recognised by its first
  * bytes (whitespace before '[' or '{' allowed).  Returns NULL and fills
  * errbuf on a broken batch (no recognisable format, byte-order mark, bad
@@ -93,6 +107,13 @@ extern void tp_set_allocator(tp_malloc_fn m, tp_free_fn f);
 extern tp_reader *tp_reader_open(const char *data, size_t len,
 								 char *errbuf, size_t errlen);
 extern tp_format tp_reader_format(const tp_reader *r);
+
+/*
+ * Refuse JSON records of more than max members (the key included) as record
+ * errors, before a tree of them is built: memory then stays proportional to
+ * what a record could apply.  0 (the default): no limit.
+ */
+extern void tp_reader_limit_members(tp_reader *r, int64_t max);
 
 /* Next record; on TP_FATAL errbuf (given to open) says why. */
 extern tp_status tp_reader_next(tp_reader *r, tp_record *rec);

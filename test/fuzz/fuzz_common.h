@@ -96,6 +96,7 @@ fuzz_read_all(const char *data, size_t size)
 	tp_record	rec;
 	tp_status	st;
 	int64_t		row = 0;
+	int64_t		limit;
 
 	errbuf[0] = '\0';
 	r = tp_reader_open(data, size, errbuf, sizeof(errbuf));
@@ -104,6 +105,9 @@ fuzz_read_all(const char *data, size_t size)
 		FUZZ_ASSERT(errbuf[0] != '\0');
 		return 0;
 	}
+	/* a member limit of 0 (none) to 7, from the input's last byte */
+	limit = size > 0 ? (unsigned char) data[size - 1] % 8 : 0;
+	tp_reader_limit_members(r, limit);
 	while ((st = tp_reader_next(r, &rec)) == TP_RECORD)
 	{
 		int			i;
@@ -124,6 +128,9 @@ fuzz_read_all(const char *data, size_t size)
 		fuzz_touch(rec.key, rec.key_len);
 		FUZZ_ASSERT(tp_utf8_check(rec.key, rec.key_len) == TP_UTF8_OK);
 		FUZZ_ASSERT(rec.nattrs >= 0);
+		/* the key is a member too */
+		if (limit > 0 && tp_reader_format(r) != TP_FORMAT_ADOBE)
+			FUZZ_ASSERT(rec.nattrs < limit);
 		for (i = 0; i < rec.nattrs; i++)
 		{
 			fuzz_check_attr(&rec.attrs[i]);

@@ -38,7 +38,7 @@ fi
 
 CFLAGS=(-std=gnu99 -g -O1 -fsanitize=fuzzer,address,undefined
 	-fno-sanitize-recover=all -I"$REPO/src")
-READERS=("$REPO/src/read_common.c" "$REPO/src/read_adobe.c" "$REPO/src/read_json.c")
+READERS=("$REPO/src/read_dispatch.c" "$REPO/src/read_common.c" "$REPO/src/read_adobe.c" "$REPO/src/read_json.c")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tgtp-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT

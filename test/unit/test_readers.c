@@ -123,6 +123,9 @@ sb_escaped(sbuf *b, const char *p, size_t n)
 /* Every error text seen by the current case, to look for SECRET in it. */
 static sbuf errors_seen;
 
+/* tp_reader_limit_members() of the readers dump() opens (0: none) */
+static int64_t member_limit;
+
 static void
 dump_record(sbuf *b, const tp_record *rec)
 {
@@ -210,6 +213,7 @@ dump(const char *data, size_t len, tp_format *format)
 	}
 	if (format)
 		*format = tp_reader_format(r);
+	tp_reader_limit_members(r, member_limit);
 	while ((st = tp_reader_next(r, &rec)) == TP_RECORD)
 	{
 		dump_record(&b, &rec);
@@ -1069,6 +1073,151 @@ test_lifetime(void)
 	check_true("lifetime: close(NULL) is harmless", true, NULL);
 }
 
+/* ------------------------------------------- limits and interrupts */
+
+static long interrupts;
+
+static void
+count_interrupt(void)
+{
+	interrupts++;
+}
+
+/* Does the stream of r look as expected?  (It may read all of it.) */
+typedef bool (*stream_check) (tp_reader *r, tp_record *rec);
+
+/*
+ * Read b with the counting interrupt hook (and a member limit): the case
+ * passes when check says so and the hook ran at least min_calls times.
+ */
+static void
+check_interrupts(const char *desc, const sbuf *b, int64_t limit,
+				 stream_check check, long min_calls)
+{
+	char		errbuf[256];
+	char		diag[64];
+	tp_reader  *r;
+	tp_record	rec;
+	bool		ok;
+
+	interrupts = 0;
+	r = tp_reader_open(b->s, b->len, errbuf, sizeof(errbuf));
+	ok = r != NULL;
+	if (ok)
+	{
+		tp_reader_limit_members(r, limit);
+		ok = check(r, &rec);
+		tp_reader_close(r);
+	}
+	snprintf(diag, sizeof(diag), "%ld calls", interrupts);
+	check_true(desc, ok && interrupts >= min_calls, diag);
+}
+
+static bool
+wide_ndjson_read(tp_reader *r, tp_record *rec)
+{
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error == NULL &&
+		rec->nattrs == 200000 && !rec->shared_names;
+}
+
+static bool
+rejected_then_eof(tp_reader *r, tp_record *rec)
+{
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error != NULL &&
+		tp_reader_next(r, rec) == TP_EOF;
+}
+
+static bool
+wide_adobe_read(tp_reader *r, tp_record *rec)
+{
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error == NULL &&
+		rec->nattrs == 70000 && rec->shared_names;
+}
+
+static bool
+long_text_read(tp_reader *r, tp_record *rec)
+{
+	if (tp_reader_next(r, rec) != TP_RECORD || rec->error != NULL ||
+		rec->nattrs != 1 || rec->attrs[0].value_len != 3000000 ||
+		memcmp(rec->attrs[0].value + 2999990, "0123456789", 10) != 0)
+		return false;
+	return tp_reader_next(r, rec) == TP_RECORD && rec->error == NULL &&
+		rec->nattrs == 1 && rec->attrs[0].value_len == 3 &&
+		tp_reader_next(r, rec) == TP_EOF;
+}
+
+/* One record of n members "mN":1 (and the key) as an NDJSON line. */
+static void
+wide_record(sbuf *b, const char *open, int n, const char *close)
+{
+	sb_printf(b, "%s{\"pcId\":\"w\"", open);
+	for (int i = 0; i < n; i++)
+		sb_printf(b, ",\"m%d\":1", i);
+	sb_printf(b, "}%s", close);
+}
+
+static void
+test_limits(void)
+{
+	sbuf		b = {0};
+
+	member_limit = 3;
+	check("limit: a record of more members than the limit is rejected, the next one read",
+		  "{\"pcId\":\"k\",\"a\":1,\"b\":2,\"c\":3}\n{\"pcId\":\"j\",\"a\":1,\"b\":\"SECRET\"}\n",
+		  "1 ERR(too many members: a record may have at most 3) @1:1 | 2 pcId=j {a:1, b:\"SECRET\"} | EOF");
+	check("limit: counts top-level members only",
+		  "{\"pcId\":\"k\",\"a\":{\"x\":1,\"y\":2,\"z\":[1,2,3]},\"b\":[1,2,3,4,5,6]}",
+		  "1 pcId=k {a:nested, b:nested} | EOF");
+	check("limit: JSON array, the element after is read",
+		  "[{\"pcId\":\"k\",\"a\":1,\"b\":2,\"c\":3},\n {\"pcId\":\"j\",\"a\":1}]",
+		  "1 ERR(too many members: a record may have at most 3) @1:2 | 2 pcId=j {a:1} | EOF");
+	check("limit: JSON array whose long element breaks is broken",
+		  "[{\"pcId\":\"k\",\"a\":1,\"b\":2,\"c\":3,}]",
+		  "FATAL(JSON array: invalid JSON syntax at line 1, column 32)");
+	check("limit: a broken line under the limit is jansson's to describe",
+		  "{\"pcId\":\"k\",\"a\":1,\"b\":2,\"c\" 3}",
+		  "1 ERR(invalid JSON syntax) @1:29 | EOF");
+	check("limit: Adobe rows are not limited (their columns are)",
+		  "batch=pcId,a,b,c,d\nk,1,2,3,4\n",
+		  "1 pcId=k {a:\"1\", b:\"2\", c:\"3\", d:\"4\"} | EOF");
+	member_limit = 0;
+
+	/* the interrupt hook: members, cells and a long text */
+	tp_set_interrupt_hook(count_interrupt);
+	wide_record(&b, "", 200000, "\n");
+	check_interrupts("interrupts: a record of 200,000 members (2.6 MB) calls the hook",
+					 &b, 0, wide_ndjson_read, 3);
+
+	b.len = 0;
+	wide_record(&b, "[", 200000, "]");
+	check_interrupts("interrupts: skipping an over-long element calls the hook",
+					 &b, 1000, rejected_then_eof, 1);
+
+	b.len = 0;
+	sb_printf(&b, "batch=pcId");
+	for (int i = 0; i < 70000; i++)
+		sb_printf(&b, ",c%d", i);
+	sb_printf(&b, "\nk");
+	for (int i = 0; i < 70000; i++)
+		sb_printf(&b, ",v");
+	check_interrupts("interrupts: an Adobe header and row of 70,000 cells call the hook; names are shared",
+					 &b, 0, wide_adobe_read, 2);
+
+	/* a text of megabytes reaches jansson piece by piece, unchanged */
+	b.len = 0;
+	sb_printf(&b, "[{\"pcId\":\"s\",\"v\":\"");
+	for (int i = 0; i < 300000; i++)
+		sb_printf(&b, "0123456789");
+	sb_printf(&b, "\"}, {\"pcId\":\"t\",\"n\":4.0}]");
+	check_interrupts("interrupts: a 3 MB element is parsed in pieces, with the hook between",
+					 &b, 0, long_text_read, 2);
+
+	tp_set_interrupt_hook(NULL);
+	check_true("limits: everything freed", live_bytes == 0, "leak");
+	live_bytes = 0;
+	free(b.s);
+}
+
 int
 main(void)
 {
@@ -1084,6 +1233,7 @@ main(void)
 	test_json_array();
 	test_skip();
 	test_lifetime();
+	test_limits();
 	test_big();
 
 	printf("1..%d\n", nresults);
