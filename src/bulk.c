@@ -56,9 +56,6 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-PG_FUNCTION_INFO_V1(tgtp_bulk_update);
-PG_FUNCTION_INFO_V1(tgtp_batch_status);
-
 /*
  * Memory is bounded in bytes, whatever the batch holds (DESIGN.md
  * "Memory"): a chunk takes at most CHUNK_RECORDS records and CHUNK_BYTES of
@@ -88,7 +85,6 @@ PG_FUNCTION_INFO_V1(tgtp_batch_status);
  * it: a line of millions of members costs a scan, not a tree of them.
  */
 #define MAX_RECORD_MEMBERS()	(2 * ((int64) tgtp_max_profile_bytes / 9))
-
 
 typedef enum RecStatus
 {
@@ -1043,7 +1039,6 @@ restart_chunk(Batch *b, const bool *valid, bool *pending)
 	}
 }
 
-
 static void
 record_rejects(Batch *b)
 {
@@ -1338,8 +1333,7 @@ run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
  *		RETURNS TABLE (batch_id, status, rows_total, rows_created,
  *					   rows_updated, rows_unchanged, rows_not_found, rows_rejected)
  */
-Datum
-tgtp_bulk_update(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_bulk_update)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	Batch		b;
@@ -1411,8 +1405,7 @@ tgtp_bulk_update(PG_FUNCTION_ARGS)
  * batch_status(client, batch_id, authorization) RETURNS jsonb: NULL for an
  * unknown batch.  Read with the owner's rights after authorize().
  */
-Datum
-tgtp_batch_status(PG_FUNCTION_ARGS)
+TP_SQL_FUNCTION(tgtp_batch_status)
 {
 	static TpPlan plan = {
 		"SELECT pg_catalog.jsonb_build_object("
