@@ -5,7 +5,7 @@
 #
 #   A. verify_token per call, in one statement of LOOP_N calls, against a
 #      PL/pgSQL function doing the same check with pgcrypto's digest()
-#      (best of 3 each): the same token every call (the per-statement memo
+#      (best of 3 each): the same token every call (the one-entry memo
 #      answers all but the first), two valid tokens alternating, distinct
 #      unknown tokens with a valid checksum (hash + index lookup every call),
 #      distinct tokens with a bad checksum (refused before the lookup).
