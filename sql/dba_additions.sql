@@ -169,6 +169,16 @@ ALTER TABLE tgt_profile.profiles ADD COLUMN regress_dom public.regress_dba_dom;
 SELECT public.state($$SELECT tgt_profile.upsert_profile('dba', '{"a": 2}', 'x-domain_check')$$) AS domain_check;
 ALTER TABLE tgt_profile.profiles DROP COLUMN regress_dom;
 DROP DOMAIN public.regress_dba_dom;
+-- a constraint added to a column's domain later is seen too (the table's
+-- relcache entry is not invalidated by it; the constraint's own
+-- invalidation empties what the check remembers as clean)
+CREATE DOMAIN public.regress_dba_dom2 AS text;
+ALTER TABLE tgt_profile.profiles ADD COLUMN regress_dom2 public.regress_dba_dom2;
+SELECT public.try($$SELECT tgt_profile.upsert_profile('dba', '{"a": 4}', 'old-1')$$) AS plain_domain;
+ALTER DOMAIN public.regress_dba_dom2 ADD CONSTRAINT regress_later CHECK (public.regress_dba_true(VALUE::jsonb));
+SELECT public.state($$SELECT tgt_profile.upsert_profile('dba', '{"a": 4}', 'old-1')$$) AS domain_constraint_added;
+ALTER TABLE tgt_profile.profiles DROP COLUMN regress_dom2;
+DROP DOMAIN public.regress_dba_dom2;
 CREATE FUNCTION public.regress_dba_cmp(text, text) RETURNS integer
 	LANGUAGE sql IMMUTABLE AS $$SELECT pg_catalog.bttextcmp($1, $2)$$;
 CREATE OPERATOR CLASS public.regress_dba_ops FOR TYPE text USING btree AS

@@ -28,7 +28,8 @@
  * What is read is relcache and syscache data, with the locks the write
  * takes anyway: no catalog scan on the way of a call that passes
  * (upsert_profile is a hot path), unless a table has a column of a domain
- * type.
+ * type; and a relation found clean is not walked again until the next
+ * relcache invalidation.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,6 +57,7 @@
 #include "rewrite/prs2lock.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -413,6 +415,59 @@ check_indexes(Relation rel)
 }
 
 /*
+ * Relations found clean, with the tables their cascades write, since the
+ * last relcache invalidation.  Whatever can attach code to a table (a
+ * trigger, rule, constraint, default, index, partition) invalidates that
+ * table's relcache entry; a domain's constraint, a type or a function
+ * sends a syscache invalidation; any of them empties the set, so a hit
+ * answers what the check would; the caller's lock keeps a concurrent
+ * change out until our write is done.  Spares upsert_profile the walk on
+ * every call.
+ */
+#define CLEAN_MAX 64
+
+static Oid	clean[CLEAN_MAX];
+static int	nclean = 0;
+static bool clean_callback_registered = false;
+
+static void
+forget_clean(Datum arg, Oid relid)
+{
+	nclean = 0;
+}
+
+/* a domain's constraints, a type or a function changed */
+static void
+forget_clean_syscache(Datum arg, int cacheid, uint32 hashvalue)
+{
+	nclean = 0;
+}
+
+static bool
+clean_relation(Oid relid)
+{
+	for (int i = 0; i < nclean; i++)
+		if (clean[i] == relid)
+			return true;
+	return false;
+}
+
+static void
+remember_clean(Oid relid)
+{
+	if (!clean_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_clean, (Datum) 0);
+		CacheRegisterSyscacheCallback(CONSTROID, forget_clean_syscache, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, forget_clean_syscache, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, forget_clean_syscache, (Datum) 0);
+		clean_callback_registered = true;
+	}
+	if (nclean < CLEAN_MAX)
+		clean[nclean++] = relid;
+}
+
+/*
  * One relation (not its partitions), and the tables a cascading foreign key
  * would write from it.  The caller holds the lock its write takes, so
  * nothing can be attached between this check and the write.
@@ -421,10 +476,13 @@ static void
 check_relation(Relation rel, List **visited)
 {
 	check_stack_depth();
+	if (clean_relation(RelationGetRelid(rel)))
+		return;
 	*visited = lappend_oid(*visited, RelationGetRelid(rel));
 	check_triggers(rel, visited);
 	check_columns(rel);
 	check_indexes(rel);
+	remember_clean(RelationGetRelid(rel));
 }
 
 /* rel and, when it is partitioned, every partition (parent first). */

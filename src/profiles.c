@@ -287,6 +287,12 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 	}
 	if (!row.found)
 	{
+		/*
+		 * A new row: drop_client waits for us, or we find the client gone.
+		 * An update needs no such lock: drop_client's DELETE meets the row.
+		 */
+		tp_lock_client(client, TP_LOCK_ROWS);
+		tp_require_client(client, NULL);
 		*tnt_id = pc_id ? pstrdup(pc_id) : tp_new_tnt_id();
 		*status = "created";
 		return insert_profile(client, *tnt_id, tpid, merged);
@@ -321,8 +327,6 @@ TP_SQL_FUNCTION(tgtp_upsert_profile)
 	bool		nulls[2] = {false, false};
 	int			round;
 
-	/* before authorize's read of the client: drop_client waits for us */
-	tp_lock_client(client, TP_LOCK_ROWS);
 	tp_authorize_arg(fcinfo, client, 4);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
