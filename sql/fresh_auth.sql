@@ -44,6 +44,42 @@ SET ROLE regress_fresh_member;
 SELECT public.state('SELECT tgt_profile.revoke_tokens(''fresh'')') AS dropped_grantee;
 RESET ROLE;
 
+-- Parallel queries: verify_token and the row-level security predicate are
+-- PARALLEL SAFE; their fresh reads work in parallel workers too.
+SELECT token AS par_tok FROM tgt_profile.generate_token('fresh') \gset
+CREATE TABLE public.fresh_par (t text);
+INSERT INTO public.fresh_par SELECT :'par_tok' FROM generate_series(1, 1000);
+ANALYZE public.fresh_par;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+CREATE FUNCTION pg_temp.plan_has(q text, node text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	l text;
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+		IF l LIKE '%' || node || '%' THEN
+			RETURN true;
+		END IF;
+	END LOOP;
+	RETURN false;
+END
+$$;
+SELECT pg_temp.plan_has($$SELECT count(*) FILTER (WHERE tgt_profile.verify_token('fresh', t)) FROM public.fresh_par$$,
+						'Parallel Seq Scan') AS parallel_plan;
+SELECT count(*) FILTER (WHERE tgt_profile.verify_token('fresh', t)) AS valid FROM public.fresh_par;
+SELECT tgt_profile.grant_approver('fresh', 'regress_fresh_group');
+SET ROLE regress_fresh_member;
+SELECT pg_temp.plan_has('SELECT client FROM tgt_profile.settings', 'Parallel') AS parallel_plan;
+SELECT client FROM tgt_profile.settings;
+RESET ROLE;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP TABLE public.fresh_par;
+
 SELECT tgt_profile.drop_client('fresh');
 DROP ROLE regress_fresh_member;
 DROP ROLE regress_fresh_group;

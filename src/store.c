@@ -48,6 +48,7 @@
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "storage/lock.h"
+#include "storage/procarray.h"
 
 /*
  * Our relations' OIDs, looked up once per backend.  Any change to pg_class
@@ -189,12 +190,20 @@ equality_proc(Relation idx, int col)
  * A snapshot that sees what is committed now: invalidations first (what a
  * cache built from this snapshot relies on), then the snapshot.  The caller
  * unregisters it.
+ *
+ * Taken with GetSnapshotData() into a snapshot of our own, as catalog
+ * snapshots are, not with GetLatestSnapshot(): that one refuses to run in
+ * parallel mode, and our verification and row-level security functions
+ * are PARALLEL SAFE (a parallel scan of profiles calls can_manage() in its
+ * workers).  Such a read needs no agreement with the query's snapshot.
  */
 Snapshot
 tp_fresh_snapshot(void)
 {
+	static SnapshotData fresh = {SNAPSHOT_MVCC};
+
 	AcceptInvalidationMessages();
-	return RegisterSnapshot(GetLatestSnapshot());
+	return RegisterSnapshot(GetSnapshotData(&fresh));
 }
 
 /*
