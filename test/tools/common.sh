@@ -29,9 +29,10 @@
 #                          stops CMD and cleans up at once.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-PG_BINDIR=${TGT_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PG_MAJOR=${PG_MAJOR:-15}
+PG_BINDIR=${TGT_PG_BINDIR:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
-export REPO PG_BINDIR PG_CONFIG
+export REPO PG_MAJOR PG_BINDIR PG_CONFIG
 
 # Settings of the caller's environment that would redirect our clients.
 unset PGSERVICE PGSERVICEFILE PGHOSTADDR PGOPTIONS PGDATA PGPASSWORD \

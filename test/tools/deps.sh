@@ -10,15 +10,19 @@
 # root, so the throwaway clusters run as that user.
 set -u -o pipefail
 
+# The PostgreSQL major built against (PG_MAJOR, default 15; common.sh reads
+# the same variable).
+PG_MAJOR=${PG_MAJOR:-15}
+
 required=(
-	postgresql-15
-	postgresql-server-dev-15
+	"postgresql-$PG_MAJOR"
+	"postgresql-server-dev-$PG_MAJOR"
 	postgresql-contrib
 	libjansson-dev
 	libssl-dev
 	libipc-run-perl
 	pgbouncer
-	postgresql-15-cron
+	"postgresql-$PG_MAJOR-cron"
 	clang
 	libclang-rt-14-dev
 	make
