@@ -39,7 +39,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)

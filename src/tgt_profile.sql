@@ -425,6 +425,153 @@ GRANT EXECUTE ON FUNCTION
 	tgt_profile.batch_status(text, bigint, text)
 	TO tgt_profile_api;
 
+/*
+ * distribute(shard_count) (1.2): on a Citus coordinator, distribute every
+ * table by client in one colocation group and delegate the client-first
+ * functions to the node holding the client's shard (README, "Scaling out
+ * with Citus").  SECURITY DEFINER: Citus lets only a table's owner (the
+ * extension owner) distribute it; EXECUTE is granted to tgt_profile_admin
+ * alone, so that grant is the admin check.  Idempotent: a second call
+ * changes nothing and says so.
+ */
+CREATE FUNCTION tgt_profile.distribute(shard_count integer DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $distribute$
+DECLARE
+	-- settings first (the others colocate with it), each referenced table
+	-- before the tables whose foreign keys point at it
+	tables text[] := ARRAY['settings', 'approvers', 'token_store', 'audit_log',
+						   'profiles', 'batches', 'batch_rejects'];
+	-- every function whose first argument is the client, but can_manage
+	-- (row-level security calls it inside queries on shards) and
+	-- purge_expired (its client may be NULL: every client)
+	functions text[] := ARRAY[
+		'tgt_profile.create_client(text, boolean)',
+		'tgt_profile.drop_client(text)',
+		'tgt_profile.grant_approver(text, regrole, text)',
+		'tgt_profile.revoke_approver(text, regrole)',
+		'tgt_profile.set_require_auth(text, boolean)',
+		'tgt_profile.generate_token(text, interval, interval)',
+		'tgt_profile.revoke_tokens(text)',
+		'tgt_profile.verify_token(text, text)',
+		'tgt_profile.authorize(text, text)',
+		'tgt_profile.upsert_profile(text, jsonb, text, text, text)',
+		'tgt_profile.get_profile(text, text, text, text)',
+		'tgt_profile.delete_profile(text, text, text, text)',
+		'tgt_profile.bulk_update(text, text, text, boolean)',
+		'tgt_profile.batch_status(text, bigint, text)'];
+	t text;
+	f text;
+	rel regclass;
+	method "char";
+	colocation integer;
+	settings_colocation integer;
+	dist_column text;
+	delegated integer := 0;
+	messages text := pg_catalog.current_setting('client_min_messages');
+	moved regclass[] := '{}';
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension e
+				    WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+		RAISE EXCEPTION 'tgt_profile.distribute() needs the citus extension'
+			USING ERRCODE = '0A000',
+				  DETAIL = 'Extension "citus" is not installed in this database.',
+				  HINT = 'Install Citus on every node, add it to shared_preload_libraries, run CREATE EXTENSION citus and add the workers, then call distribute() on the coordinator.';
+	END IF;
+	IF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
+	   OPERATOR(pg_catalog.<>) 0 THEN
+		RAISE EXCEPTION 'tgt_profile.distribute() must run on the coordinator'
+			USING ERRCODE = '0A000',
+				  DETAIL = 'This node is a Citus worker.',
+				  HINT = 'Connect to the coordinator and call it there.';
+	END IF;
+	IF shard_count OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'shard_count must be at least 1'
+			USING ERRCODE = '22023';
+	END IF;
+
+	-- Citus refuses to distribute a table with triggers (settings_guard,
+	-- token_store_changed) unless told they are safe: they only read and
+	-- write the row's own client, in the same shard group.
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	-- Citus's notices while it copies rows tell to do what is done below
+	IF messages OPERATOR(pg_catalog.=) ANY (ARRAY['debug5', 'debug4', 'debug3', 'debug2',
+												   'debug1', 'debug', 'log', 'notice']) THEN
+		PERFORM pg_catalog.set_config('client_min_messages', 'warning', true);
+	END IF;
+
+	FOREACH t IN ARRAY tables LOOP
+		rel := pg_catalog.format('tgt_profile.%I', t)::pg_catalog.regclass;
+		SELECT p.partmethod, p.colocationid,
+			   pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		  INTO method, colocation, dist_column
+		  FROM pg_catalog.pg_dist_partition p
+		 WHERE p.logicalrelid OPERATOR(pg_catalog.=) rel;
+		IF FOUND THEN
+			-- distributed already: so by us, or refuse to guess
+			IF method OPERATOR(pg_catalog.<>) 'h'
+			   OR dist_column IS DISTINCT FROM 'client'
+			   OR (t OPERATOR(pg_catalog.<>) 'settings'
+				   AND colocation IS DISTINCT FROM settings_colocation) THEN
+				RAISE EXCEPTION 'table %s is already a Citus table, but not distributed by client with tgt_profile.settings', rel
+					USING ERRCODE = '55000',
+						  HINT = 'Undo it with undistribute_table(), then call distribute() again.';
+			END IF;
+		ELSIF t OPERATOR(pg_catalog.=) 'settings' THEN
+			IF shard_count IS NULL THEN
+				PERFORM pg_catalog.create_distributed_table(rel, 'client', colocate_with => 'none');
+			ELSE
+				PERFORM pg_catalog.create_distributed_table(rel, 'client', colocate_with => 'none',
+															 shard_count => shard_count);
+			END IF;
+			moved := moved OPERATOR(pg_catalog.||) rel;
+		ELSE
+			PERFORM pg_catalog.create_distributed_table(rel, 'client',
+														 colocate_with => 'tgt_profile.settings');
+			moved := moved OPERATOR(pg_catalog.||) rel;
+		END IF;
+		IF t OPERATOR(pg_catalog.=) 'settings' THEN
+			SELECT p.colocationid INTO settings_colocation
+			  FROM pg_catalog.pg_dist_partition p
+			 WHERE p.logicalrelid OPERATOR(pg_catalog.=) rel;
+		END IF;
+	END LOOP;
+
+	-- Citus copies a table's rows into its shards but leaves them on disk
+	-- in the shell, where the C code would still see them: remove them, the
+	-- referencing tables first.
+	FOR i IN REVERSE COALESCE(pg_catalog.array_upper(moved, 1), 0) .. 1 LOOP
+		PERFORM pg_catalog.truncate_local_data_after_distributing_table(moved[i]);
+	END LOOP;
+
+	FOREACH f IN ARRAY functions LOOP
+		IF NOT EXISTS (
+			SELECT FROM pg_catalog.pg_dist_object o
+			 WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+			   AND o.objid OPERATOR(pg_catalog.=) f::pg_catalog.regprocedure
+			   AND o.distribution_argument_index OPERATOR(pg_catalog.=) 0
+			   AND o.colocationid OPERATOR(pg_catalog.=) settings_colocation) THEN
+			PERFORM pg_catalog.create_distributed_function(f::pg_catalog.regprocedure, '$1',
+														   colocate_with => 'tgt_profile.settings');
+			delegated := delegated OPERATOR(pg_catalog.+) 1;
+		END IF;
+	END LOOP;
+
+	PERFORM pg_catalog.set_config('client_min_messages', messages, true);
+	IF pg_catalog.cardinality(moved) OPERATOR(pg_catalog.=) 0
+	   AND delegated OPERATOR(pg_catalog.=) 0 THEN
+		RAISE NOTICE 'tgt_profile is already distributed; nothing changed';
+	ELSE
+		RAISE NOTICE 'tgt_profile distributed by client: % tables distributed, % functions delegated',
+			pg_catalog.cardinality(moved), delegated;
+	END IF;
+END
+$distribute$;
+REVOKE ALL ON FUNCTION tgt_profile.distribute(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tgt_profile.distribute(integer) TO tgt_profile_admin;
+
 -- User data survives pg_dump.
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.settings', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.approvers', '');
