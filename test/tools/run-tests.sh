@@ -6,8 +6,12 @@
 #   1. pg_regress       REGRESS of the Makefile (sql/, expected/)
 #   2. isolation        ISOLATION of the Makefile (test/isolation/)
 #   3. TAP              test/t/*.pl, as the postgres user, from a copy of test/
-#   4. unit             make -C test/unit check   (when test/unit/Makefile exists)
-#   5. fuzz             bash test/fuzz/run.sh     (when it exists; FUZZ_SECONDS)
+#   4. citus            test/citus/*.pl the same way, on a Citus cluster (a
+#                       coordinator and two workers); Citus is installed from
+#                       TGT_CITUS_DIR when missing, the suite skipped (0 passed,
+#                       0 failed, with the reason) where it cannot be
+#   5. unit             make -C test/unit check   (when test/unit/Makefile exists)
+#   6. fuzz             bash test/fuzz/run.sh     (when it exists; FUZZ_SECONDS)
 #
 # The last line is always `N passed, N failed`, counting every individual
 # test of every suite (a suite that could not run counts as one failure);
@@ -15,14 +19,16 @@
 #
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
 # the TAP scripts whose names start so), KEEP_TMP=1 (keep the
-# temporary directories), SUITES="regress isolation partitioned tap unit fuzz" (a subset).
+# temporary directories), SUITES="regress isolation partitioned tap citus unit fuzz" (a subset),
+# TGT_CITUS_DIR (Citus's test files: install.sh and the tarballs; default
+# ../shared/citus beside the repository).
 set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-SUITES=${SUITES:-regress isolation partitioned tap unit fuzz}
+SUITES=${SUITES:-regress isolation partitioned tap citus unit fuzz}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -196,23 +202,25 @@ suite_partitioned() {
 # the scripts run as postgres from a copy of test/ that postgres owns (the
 # clone may be under /root).  The environment is the one of PGXS's
 # prove_installcheck; the working directory is the copy of test/.
-# suite_tap [NAME [CONF]]: CONF, a postgresql.conf line, reaches every
-# node the scripts make through PostgreSQL::Test::Cluster's TEMP_CONFIG.
+# suite_tap [NAME [CONF [DIR]]]: CONF, a postgresql.conf line, reaches every
+# node the scripts make through PostgreSQL::Test::Cluster's TEMP_CONFIG; DIR,
+# the directory of the scripts under test/ (default t; TAP_TESTS filters
+# test/t only).
 suite_tap() {
-	local suite=${1:-tap} conf=${2:-}
+	local suite=${1:-tap} conf=${2:-} sub=${3:-t}
 	echo
 	local -a scripts
 	shopt -s nullglob
-	if [[ -n ${TAP_TESTS:-} ]]; then
+	if [[ -n ${TAP_TESTS:-} && $sub == t ]]; then
 		local t
 		for t in $TAP_TESTS; do scripts+=("$REPO"/test/t/"$t"*.pl); done
 	else
-		scripts=("$REPO"/test/t/*.pl)
+		scripts=("$REPO"/test/"$sub"/*.pl)
 	fi
 	shopt -u nullglob
-	echo "== $suite: ${#scripts[@]} script(s) in test/t, run as postgres${conf:+ (with $conf)}"
+	echo "== $suite: ${#scripts[@]} script(s) in test/$sub, run as postgres${conf:+ (with $conf)}"
 	if ((${#scripts[@]} == 0)); then
-		suite_done "$suite" 0 0 "no test/t/*.pl"
+		suite_done "$suite" 0 0 "no test/$sub/*.pl"
 		return
 	fi
 	if is_root && ! id postgres >/dev/null 2>&1; then
@@ -242,7 +250,7 @@ suite_tap() {
 			PATH="$PG_BINDIR:$PATH" HOME="$tap" TMPDIR="$tap/tmp" \
 			TESTDIR="$tap/test" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 			PG_CONFIG="$PG_CONFIG" "${extra[@]}" \
-			prove -v -I "$perldir" -I . "t/$name.pl" || rc=$?
+			prove -v -I "$perldir" -I . "$sub/$name.pl" || rc=$?
 		count_tap "$log"
 		local died=0
 		if ((rc != 0)) && { ((TAP_NOTOK == 0)) ||
@@ -251,7 +259,7 @@ suite_tap() {
 		fi
 		pass=$((pass + TAP_OK))
 		fail=$((fail + TAP_NOTOK + died))
-		printf '   t/%s.pl: %d ok, %d not ok%s\n' "$name" "$TAP_OK" "$TAP_NOTOK" \
+		printf '   %s/%s.pl: %d ok, %d not ok%s\n' "$sub" "$name" "$TAP_OK" "$TAP_NOTOK" \
 			"$( ((died)) && echo "; the script died or broke its plan: 1 more failure")"
 		if ((rc != 0 || TAP_NOTOK > 0)); then
 			show_file "$log" 400
@@ -264,6 +272,50 @@ suite_tap() {
 	done
 	stop_servers_under "$tap" # nodes a failing script left running
 	suite_done "$suite" "$pass" "$fail"
+}
+
+# Citus: a test dependency that Debian does not ship.  TGT_CITUS_DIR holds
+# its install.sh (prebuilt for PostgreSQL 15 on amd64, built from source for
+# 15-18 otherwise, ../shared/citus/README.md).  Installed into the
+# PostgreSQL under test when missing; where it cannot be, the suite is
+# skipped, saying why, and counts nothing.
+suite_citus() {
+	echo
+	local dir=${TGT_CITUS_DIR:-$REPO/../shared/citus}
+	local libdir share major why=""
+	libdir=$("$PG_CONFIG" --pkglibdir)
+	share=$("$PG_CONFIG" --sharedir)
+	major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+	if [[ ! -f $dir/install.sh ]]; then
+		why="no Citus test files (install.sh) in TGT_CITUS_DIR=$dir"
+	elif [[ -f $libdir/citus.so && -f $share/extension/citus.control ]]; then
+		echo "== citus: Citus found in $libdir"
+	elif ! [[ $major =~ ^(15|16|17|18)$ ]]; then
+		why="no Citus in $dir supports PostgreSQL $major"
+	elif ! is_root; then
+		why="Citus is not installed in $libdir, and installing it needs root"
+	else
+		echo "== citus: installing Citus for PostgreSQL $major: bash $dir/install.sh $PG_CONFIG"
+		local d log rc=0
+		make_tmpdir d citus-install
+		log=$d/install.log
+		run_logged "$log" bash "$dir/install.sh" "$PG_CONFIG" || rc=$?
+		if ((rc != 0)); then
+			show_file "$log" 60
+			why="installing Citus failed (install.sh exited with status $rc; its output above)"
+		elif [[ ! -f $libdir/citus.so || ! -f $share/extension/citus.control ]]; then
+			show_file "$log" 60
+			why="install.sh succeeded but $libdir/citus.so or citus.control is still missing"
+		else
+			sed 's/^/   /' "$log"
+		fi
+	fi
+	if [[ -n $why ]]; then
+		echo "== citus: skipped: $why"
+		suite_done citus 0 0 "skipped: $why"
+		return
+	fi
+	suite_tap citus "" citus
 }
 
 suite_unit() {
@@ -348,6 +400,7 @@ for suite in $SUITES; do
 	isolation) suite_isolation ;;
 	partitioned) suite_partitioned ;;
 	tap) suite_tap ;;
+	citus) suite_citus ;;
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
 	*)
