@@ -1,0 +1,62 @@
+# distribute() when profiles is hash-partitioned by client
+# (tgt_profile.profile_partitions at install): Citus distributes the
+# partitioned table with its partitions, colocated with settings, and the
+# rows move out of the partitions' local heaps.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use lib "$FindBin::RealBin/../t";
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CitusCluster;
+use TgtProfileTest;
+
+# every node: Citus creates the extension on the workers with their setting
+my ($coord, @workers) = CitusCluster::start(2, 'tgt_profile.profile_partitions' => 4);
+my $db = 'postgres';
+
+$coord->safe_psql($db, q{
+	CREATE EXTENSION tgt_profile CASCADE;
+	SELECT tgt_profile.create_client('pre');
+});
+for my $n ($coord, @workers)
+{
+	is($n->safe_psql($db, q{SELECT count(*) FROM pg_inherits
+		WHERE inhparent = 'tgt_profile.profiles'::regclass}), '4',
+		'profiles has 4 partitions on ' . $n->name);
+}
+$coord->safe_psql($db, q{
+	SELECT tgt_profile.upsert_profile('pre', format('{"n": "%s"}', i)::jsonb, 'v' || i)
+	  FROM generate_series(1, 20) i});
+
+my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 6)');
+is($state, '', 'distribute() with partitioned profiles') or diag($err);
+
+is($coord->safe_psql($db, q{
+	SELECT string_agg(format('%s %s %s', p.logicalrelid::regclass,
+							 column_to_column_name(p.logicalrelid, p.partkey),
+							 p.colocationid = (SELECT colocationid FROM pg_dist_partition
+												WHERE logicalrelid = 'tgt_profile.settings'::regclass)),
+					  ', ' ORDER BY p.logicalrelid::regclass::text)
+	  FROM pg_dist_partition p WHERE p.logicalrelid::regclass::text LIKE 'tgt_profile.profiles%'}),
+	'tgt_profile.profiles client t, tgt_profile.profiles_0 client t, tgt_profile.profiles_1 client t, '
+	  . 'tgt_profile.profiles_2 client t, tgt_profile.profiles_3 client t',
+	'profiles and its partitions are distributed by client, colocated with settings');
+is($coord->safe_psql($db, q{SELECT count(*) FROM pg_dist_shard
+	WHERE logicalrelid = 'tgt_profile.profiles_0'::regclass}), '6', 'shard_count reached the partitions');
+is($coord->safe_psql($db, "SELECT count(*) FROM tgt_profile.profiles WHERE client = 'pre'"), '20',
+	'the 20 profiles are there, through Citus');
+for my $n ($coord, @workers)
+{
+	is($n->safe_psql($db, q{
+		SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
+		  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
+		   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0}),
+		'empty', 'the shells on ' . $n->name . ' (partitions too) hold no rows');
+}
+($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute()');
+like($err, qr/already distributed; nothing changed/, 'a second call changes nothing');
+
+done_testing();
