@@ -536,6 +536,13 @@ BEGIN
 			SELECT p.colocationid INTO settings_colocation
 			  FROM pg_catalog.pg_dist_partition p
 			 WHERE p.logicalrelid OPERATOR(pg_catalog.=) rel;
+			IF method IS NOT NULL AND shard_count IS NOT NULL
+			   AND shard_count OPERATOR(pg_catalog.<>)
+				   (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_shard s
+					 WHERE s.logicalrelid OPERATOR(pg_catalog.=) rel) THEN
+				RAISE WARNING 'shard_count % ignored: the tables are distributed already', shard_count
+					USING HINT = 'To change the shard count, use Citus''s alter_distributed_table() on tgt_profile.settings with cascade_to_colocated => true.';
+			END IF;
 		END IF;
 	END LOOP;
 

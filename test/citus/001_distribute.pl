@@ -126,6 +126,7 @@ is($workers[1]->safe_psql($db, $delegated_sql), $delegated, '... as the workers 
 ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(8)');
 is($state, '', 'a second distribute() succeeds');
 like($err, qr/already distributed; nothing changed/, '... and says it changed nothing');
+like($err, qr/WARNING:  01000: shard_count 8 ignored/, '... warning that the shard count given is ignored');
 is($coord->safe_psql($db, q{SELECT count(*) FROM pg_dist_shard
 	WHERE logicalrelid = 'tgt_profile.settings'::regclass}),
 	$coord->safe_psql($db, 'SHOW citus.shard_count'), '... the shard count is unchanged');
@@ -176,6 +177,10 @@ my %todo = (
 # to the worker that does, as a delegated call from the coordinator
 $todo{worker} = { %{ $todo{delegated} } };
 $todo{worker}{purge_expired} = 'P0002 client does not exist (not delegated: runs on that worker)';
+# on the worker that holds the client's shard, inside BEGIN ... COMMIT:
+# Citus runs the call there ("not pushing down function to the same node")
+$todo{local} = { %{ $todo{delegated} } };
+$todo{local}{purge_expired} = 'P0002 client does not exist (runs on that worker)';
 
 # The node that runs a plain statement of the 'worker' route.
 my $via_worker;
@@ -186,8 +191,9 @@ my $via_worker;
 sub call
 {
 	my ($route, $sql, %params) = @_;
-	$sql = "BEGIN; $sql; COMMIT" if $route eq 'coordinator';
-	my @r = psql_state($route eq 'worker' ? $via_worker : $coord, $db, $sql, %params);
+	$sql = "BEGIN; $sql; COMMIT" if $route eq 'coordinator' || $route eq 'local';
+	my @r = psql_state($route eq 'worker' || $route eq 'local' ? $via_worker : $coord,
+		$db, $sql, %params);
 	$r[2] =~ s/^(?:LOCATION|CONTEXT|NOTICE|WARNING|DETAIL|HINT):.*\n?//mg;
 	return @r;
 }
@@ -213,15 +219,15 @@ like($err, qr/pushing down the function call/, 'a plain statement is delegated')
 	"BEGIN; SET LOCAL client_min_messages = debug1; SELECT tgt_profile.verify_token('pre', 'tgtp_x'); COMMIT");
 unlike($err, qr/pushing down the function call/, 'a call inside BEGIN ... COMMIT runs on the coordinator');
 
-for my $route ('delegated', 'coordinator', 'worker')
+for my $route ('delegated', 'coordinator', 'worker', 'local')
 {
-	my $c = { delegated => 'dd', coordinator => 'cc', worker => 'ww' }->{$route};
-	if ($route eq 'worker')
+	my $c = { delegated => 'dd', coordinator => 'cc', worker => 'ww', local => 'll' }->{$route};
+	if ($route eq 'worker' || $route eq 'local')
 	{
 		my $port = $coord->safe_psql($db, qq{
 			SELECT n.nodeport FROM pg_dist_placement pl JOIN pg_dist_node n USING (groupid)
 			 WHERE pl.shardid = get_shard_id_for_distribution_column('tgt_profile.settings', '$c')});
-		($via_worker) = grep { $_->port != $port } @workers;
+		($via_worker) = grep { ($_->port == $port) == ($route eq 'local') } @workers;
 		note("client $c: shard on port $port, calls from " . $via_worker->name);
 	}
 	my $auth;
@@ -305,6 +311,28 @@ for my $route ('delegated', 'coordinator', 'worker')
 
 	($out, $state, $err) = call($route, "SELECT tgt_profile.drop_client('$c')");
 	check($route, 'drop_client', $state eq '', $err);
+}
+
+# Ids need only be unique per client, but a client's rows may be written
+# from several nodes (delegated, or through the coordinator): each node's
+# token, audit and batch id sequences must draw from a range of its own.
+# The extension's sequences are created by its script on every node, so
+# they all start at 1 today (23505 on audit_log_pkey or batches_pkey once
+# two nodes write for one client).
+for my $seq ('token_id_seq', 'audit_id_seq', 'batch_id_seq')
+{
+	my @v = map { $_->safe_psql($db, "SELECT nextval('tgt_profile.$seq')") } @nodes;
+	my @sorted = sort { $a <=> $b } @v;
+	my $apart = 1;
+	for my $i (1 .. $#sorted)
+	{
+		$apart = 0 if $sorted[$i] - $sorted[ $i - 1 ] < 2**32;
+	}
+  TODO:
+	{
+		local $TODO = 'issue 11: per-node sequences all start at 1 (ids collide across nodes)';
+		ok($apart, "$seq: each node draws ids from a range of its own") or diag("nextval per node: @v");
+	}
 }
 
 # Whatever the calls did, no row landed in a shell.
