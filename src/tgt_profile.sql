@@ -470,6 +470,7 @@ DECLARE
 	settings_colocation integer;
 	dist_column text;
 	delegated integer := 0;
+	emptied integer := 0;
 	messages text := pg_catalog.current_setting('client_min_messages');
 	moved regclass[] := '{}';
 BEGIN
@@ -515,9 +516,10 @@ BEGIN
 			   OR dist_column IS DISTINCT FROM 'client'
 			   OR (t OPERATOR(pg_catalog.<>) 'settings'
 				   AND colocation IS DISTINCT FROM settings_colocation) THEN
-				RAISE EXCEPTION 'table %s is already a Citus table, but not distributed by client with tgt_profile.settings', rel
+				RAISE EXCEPTION 'table % is a Citus table already, but not distributed by client with tgt_profile.settings', rel
 					USING ERRCODE = '55000',
-						  HINT = 'Undo it with undistribute_table(), then call distribute() again.';
+						  DETAIL = 'Citus cannot undistribute or alter a table that belongs to an extension.',
+						  HINT = 'Distribute tgt_profile.settings by client in its colocation group (update_distributed_table_colocation() where the shard counts match), then call distribute() again; else dump the data, drop the extension and create it again.';
 			END IF;
 		ELSIF t OPERATOR(pg_catalog.=) 'settings' THEN
 			IF shard_count IS NULL THEN
@@ -541,16 +543,23 @@ BEGIN
 				   (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_shard s
 					 WHERE s.logicalrelid OPERATOR(pg_catalog.=) rel) THEN
 				RAISE WARNING 'shard_count % ignored: the tables are distributed already', shard_count
-					USING HINT = 'To change the shard count, use Citus''s alter_distributed_table() on tgt_profile.settings with cascade_to_colocated => true.';
+					USING DETAIL = 'Citus cannot change the shard count of a table that belongs to an extension (alter_distributed_table() refuses it): it is chosen by the first call.';
 			END IF;
 		END IF;
 	END LOOP;
 
 	-- Citus copies a table's rows into its shards but leaves them on disk
-	-- in the shell, where the C code would still see them: remove them, the
-	-- referencing tables first.
-	FOR i IN REVERSE COALESCE(pg_catalog.array_upper(moved, 1), 0) .. 1 LOOP
-		PERFORM pg_catalog.truncate_local_data_after_distributing_table(moved[i]);
+	-- in the shell, where the C code would still see them: remove them (also
+	-- of a table distributed before this call), the referencing tables first.
+	FOR i IN REVERSE pg_catalog.array_upper(tables, 1) .. 1 LOOP
+		rel := pg_catalog.format('tgt_profile.%I', tables[i])::pg_catalog.regclass;
+		-- (pg_partition_tree lists nothing for a table that is no partition)
+		IF pg_catalog.pg_relation_size(rel) OPERATOR(pg_catalog.>) 0
+		   OR EXISTS (SELECT FROM pg_catalog.pg_partition_tree(rel) pt
+					   WHERE pg_catalog.pg_relation_size(pt.relid) OPERATOR(pg_catalog.>) 0) THEN
+			PERFORM pg_catalog.truncate_local_data_after_distributing_table(rel);
+			emptied := emptied OPERATOR(pg_catalog.+) 1;
+		END IF;
 	END LOOP;
 
 	FOREACH f IN ARRAY functions LOOP
@@ -568,11 +577,11 @@ BEGIN
 
 	PERFORM pg_catalog.set_config('client_min_messages', messages, true);
 	IF pg_catalog.cardinality(moved) OPERATOR(pg_catalog.=) 0
-	   AND delegated OPERATOR(pg_catalog.=) 0 THEN
+	   AND delegated OPERATOR(pg_catalog.=) 0 AND emptied OPERATOR(pg_catalog.=) 0 THEN
 		RAISE NOTICE 'tgt_profile is already distributed; nothing changed';
 	ELSE
-		RAISE NOTICE 'tgt_profile distributed by client: % tables distributed, % functions delegated',
-			pg_catalog.cardinality(moved), delegated;
+		RAISE NOTICE 'tgt_profile distributed by client: % tables distributed, % functions delegated, % local copies emptied',
+			pg_catalog.cardinality(moved), delegated, emptied;
 	END IF;
 END
 $distribute$;

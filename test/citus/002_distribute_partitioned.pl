@@ -31,8 +31,29 @@ $coord->safe_psql($db, q{
 	SELECT tgt_profile.upsert_profile('pre', format('{"n": "%s"}', i)::jsonb, 'v' || i)
 	  FROM generate_series(1, 20) i});
 
-my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 6)');
-is($state, '', 'distribute() with partitioned profiles') or diag($err);
+# a table distributed otherwise first (in a colocation group of its own):
+# refused, and nothing is left half done
+$coord->safe_psql($db, q{SELECT create_distributed_table('tgt_profile.audit_log', 'client',
+	colocate_with => 'none', shard_count => 6)});
+my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute()');
+is($state, '55000', 'a table distributed in another colocation group: 55000');
+like($err, qr/table tgt_profile\.audit_log is a Citus table already, but not distributed by client/,
+	'... naming the table');
+is($coord->safe_psql($db, q{SELECT string_agg(logicalrelid::text, ',') FROM pg_dist_partition
+	WHERE logicalrelid::text LIKE 'tgt_profile.%'}), 'tgt_profile.audit_log',
+	'... and the tables before it in the order are not distributed');
+# Citus cannot undistribute an extension's table: settings joins its group
+# instead, and distribute() completes the rest
+($out, $state, $err) = psql_state($coord, $db, q{SELECT undistribute_table('tgt_profile.audit_log')});
+like($err, qr/cannot alter table because an extension depends on it/,
+	'(Citus refuses undistribute_table on an extension\'s table)');
+$coord->safe_psql($db, q{SET citus.enable_unsafe_triggers = on;
+	SELECT create_distributed_table('tgt_profile.settings', 'client', colocate_with => 'tgt_profile.audit_log')});
+
+($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 6)');
+is($state, '', 'distribute() with partitioned profiles completes a partial distribution') or diag($err);
+like($err, qr/5 tables distributed, 14 functions delegated, 3 local copies emptied/,
+	'... distributing the 5 tables left, emptying the 3 shells that held rows');
 
 is($coord->safe_psql($db, q{
 	SELECT string_agg(format('%s %s %s', p.logicalrelid::regclass,
@@ -58,5 +79,7 @@ for my $n ($coord, @workers)
 }
 ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute()');
 like($err, qr/already distributed; nothing changed/, 'a second call changes nothing');
+($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 12)');
+like($err, qr/WARNING:  01000: shard_count 12 ignored/, 'a new shard_count is ignored, with a WARNING');
 
 done_testing();
