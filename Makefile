@@ -14,6 +14,7 @@ OBJS = \
 	src/additions.o \
 	src/token_format.o \
 	src/tokens.o \
+	src/fresh_cache.o \
 	src/token_verify.o \
 	src/authorize.o \
 	src/request_headers.o \
@@ -41,7 +42,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 # extension created in every test database.
 REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
-ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
+ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema settings_cache
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
 EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \
