@@ -45,7 +45,7 @@ REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema settings_cache
 ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
-EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \
+EXTRA_CLEAN = results regression.diffs regression.out log tmp_check .pg_version \
 	test/isolation/output_iso test/fuzz/bin .tmp
 
 # `make demo` and `make test` must work before the server headers are
@@ -60,6 +60,14 @@ endif
 # PGXS tracks no header dependencies: any header change rebuilds every
 # object (a struct layout seen two ways is a silent corruption).
 $(OBJS): $(wildcard src/*.h)
+
+# Nor does it notice another PG_CONFIG: objects built against another
+# major (or minor) are rebuilt, never linked into this one's library.
+PG_VERSION_STAMP := .pg_version
+ifneq ($(PGXS),)
+$(shell v='$(VERSION)'; [ "$$v" = "$$(cat $(PG_VERSION_STAMP) 2>/dev/null)" ] || echo "$$v" >$(PG_VERSION_STAMP))
+$(OBJS) $(OBJS:.o=.bc): $(PG_VERSION_STAMP)
+endif
 
 $(EXTENSION)--$(EXTVERSION).sql: src/$(EXTENSION).sql
 	cp $< $@
