@@ -2,11 +2,12 @@
 # The package route, end to end (the `package` suite of `make test`):
 #
 #   1. META.json, debian/changelog and tgt_profile.control name one version;
-#   2. as root: the Debian packages that building the package needs are
-#      installed when missing; a copy of the source (nothing is written into
-#      the clone) is built with `dpkg-buildpackage -us -uc`, as the README
-#      says, which runs the pg_regress and isolation suites against the
-#      packaged files (pg_buildext installcheck);
+#   2. as root: a copy of the source (nothing is written into the clone);
+#      the Debian packages that building it needs are installed when missing
+#      (its Build-Depends, with apt-get build-dep); it is built with
+#      `dpkg-buildpackage -us -uc`, as the README says, which runs the
+#      pg_regress and isolation suites against the packaged files
+#      (pg_buildext installcheck);
 #   3. the .deb holds the library, the control file and every versioned SQL
 #      script (upgrade scripts included) for PostgreSQL $PG_MAJOR;
 #   4. it is installed with `dpkg -i` into the system PostgreSQL $PG_MAJOR
@@ -107,9 +108,24 @@ if ! is_root; then
 fi
 
 # ---------------------------------------------------------------------------
-# 2. Build dependencies: what dpkg-buildpackage needs beyond deps.sh's list
-# (build-essential is what dpkg-checkbuilddeps requires implicitly), and the
-# server of this major for the package's build-time tests.
+# 2. A copy of the source: the files git knows (tracked, and new ones not
+# ignored) or, outside a git checkout, the tree without .git.
+make_tmpdir WORK package || exit 1
+SRC=$WORK/tgt-profile-$EXTVERSION
+mkdir -p "$SRC" || exit 1
+copy_source() {
+	if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$REPO" ls-files -z --cached --others --exclude-standard |
+			tar -C "$REPO" --null --ignore-failed-read -T - -cf - 2>/dev/null |
+			tar -C "$SRC" -xf -
+	else
+		tar -C "$REPO" --exclude=.git -cf - . | tar -C "$SRC" -xf -
+	fi
+}
+if ! copy_source; then
+	tap_fail "source copied to $SRC"
+	finish
+fi
 
 # Print the names among "$@" that are not fully installed.
 missing_of() {
@@ -121,54 +137,37 @@ missing_of() {
 	done
 }
 
-# Install the missing ones among "$@" with apt-get (update first).
-ensure_debs() {
-	local -a miss
-	mapfile -t miss < <(missing_of "$@")
-	((${#miss[@]} == 0)) && return 0
-	echo "# installing ${miss[*]}"
-	local log=$WORK/apt.log
+# Build dependencies: dpkg-dev (dpkg-checkbuilddeps), the server and headers
+# of this major, then whatever debian/control's Build-Depends still lacks
+# (apt-get build-dep on the copy, which adds build-essential).
+ensure_build_deps() {
+	local log=$WORK/apt.log rc=0
+	local -a miss apt=(apt-get -y -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false)
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get -q update >"$log" 2>&1 ||
-		! apt-get -y -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false \
-			install "${miss[@]}" </dev/null >>"$log" 2>&1; then
+	mapfile -t miss < <(missing_of dpkg-dev "postgresql-$PG_MAJOR" \
+		"postgresql-server-dev-$PG_MAJOR")
+	if ((${#miss[@]} > 0)) || ! (cd "$SRC" && dpkg-checkbuilddeps) >/dev/null 2>&1; then
+		echo "# installing ${miss[*]} and the Build-Depends of debian/control"
+		{ apt-get -q update && { ((${#miss[@]} == 0)) || "${apt[@]}" install "${miss[@]}"; } &&
+			(cd "$SRC" && "${apt[@]}" build-dep ./); } </dev/null >"$log" 2>&1 || rc=1
+	fi
+	if ((rc != 0)); then
 		sed 's/^/#   /' "$log"
 		return 1
 	fi
 }
 
-make_tmpdir WORK package || exit 1
-if ensure_debs build-essential debhelper dpkg-dev postgresql-common \
-	postgresql-server-dev-all "postgresql-server-dev-$PG_MAJOR" \
-	"postgresql-$PG_MAJOR" libjansson-dev libssl-dev; then
-	tap_ok "build dependencies installed (debhelper, dpkg-dev, postgresql-server-dev-all, ...)"
+if ensure_build_deps; then
+	tap_ok "build dependencies installed (dpkg-checkbuilddeps is satisfied)"
 else
 	tap_fail "build dependencies installed" \
-		"apt-get install failed (output above): install them by hand and re-run"
+		"apt-get failed (output above): apt-get build-dep ./ in a clone, then re-run"
 	finish
 fi
 
 # An installed package of this name is someone's: leave it alone.
 if [[ -z $(missing_of "$PKG") ]]; then
 	echo "# SKIP installing the built package: $PKG is already installed here (dpkg -r $PKG first)"
-	finish
-fi
-
-# ---------------------------------------------------------------------------
-# 3. Build from a copy: the files git knows (tracked, and new ones not
-# ignored) or, outside a git checkout, the tree without .git.
-SRC=$WORK/tgt-profile-$EXTVERSION
-mkdir -p "$SRC" || exit 1
-copy_source() {
-	if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		git -C "$REPO" ls-files -z --cached --others --exclude-standard |
-			tar -C "$REPO" --null -T - -cf - 2>/dev/null | tar -C "$SRC" -xf -
-	else
-		tar -C "$REPO" --exclude=.git -cf - . | tar -C "$SRC" -xf -
-	fi
-}
-if ! copy_source; then
-	tap_fail "source copied to $SRC"
 	finish
 fi
 
