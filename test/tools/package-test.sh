@@ -111,10 +111,12 @@ fi
 # 2. A copy of the source: the files git knows (tracked, and new ones not
 # ignored) or, outside a git checkout, the tree without .git.
 # Not make_tmpdir: that chowns to postgres, a user which on a fresh system
-# only the server package (a build dependency) creates.  Removed on exit
-# like make_tmpdir's.
+# only the server package (a build dependency) creates.  Readable by all:
+# the build-time tests' server (user postgres) reads the packaged files in
+# the build tree.  Removed on exit like make_tmpdir's.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tgt_profile-package.XXXXXX") || exit 1
 _TMPDIRS+=("$WORK")
+chmod 755 "$WORK" || exit 1
 SRC=$WORK/tgt-profile-$EXTVERSION
 mkdir -p "$SRC" || exit 1
 copy_source() {
