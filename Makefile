@@ -41,9 +41,6 @@ SHLIB_LINK  = -ljansson -lcrypto
 # extension created in every test database.
 REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
-# REGRESS_SKIP (from the environment): tests left out, by the Debian
-# package's build-time run (debian/rules) for one.
-REGRESS     := $(filter-out $(REGRESS_SKIP),$(REGRESS))
 # The specs live in test/isolation: --inputdir lets `make installcheck`
 # (pg_buildext, the Debian package's tests) find them.
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema

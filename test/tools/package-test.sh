@@ -5,15 +5,16 @@
 #   2. as root: a copy of the source (nothing is written into the clone);
 #      the Debian packages that building it needs are installed when missing
 #      (its Build-Depends, with apt-get build-dep); it is built with
-#      `dpkg-buildpackage -us -uc`, as the README says, which runs the
-#      pg_regress and isolation suites against the packaged files
-#      (pg_buildext installcheck);
+#      `dpkg-buildpackage -us -uc`, as the README says (from PostgreSQL 18
+#      on that runs the pg_regress and isolation suites on the packaged
+#      files: see debian/rules);
 #   3. the .deb holds the library, the control file and every versioned SQL
 #      script (upgrade scripts included) for PostgreSQL $PG_MAJOR;
 #   4. it is installed with `dpkg -i` into the system PostgreSQL $PG_MAJOR
-#      (/usr/lib/postgresql/$PG_MAJOR), a throwaway cluster of that server
-#      runs CREATE EXTENSION and a smoke test, and an update from 1.0 with the
-#      packaged scripts;
+#      (/usr/lib/postgresql/$PG_MAJOR); the autopkgtest (debian/tests) runs
+#      the pg_regress and isolation suites against it; a throwaway cluster of
+#      that server runs CREATE EXTENSION, a smoke test, and an update from
+#      1.0 with the packaged scripts;
 #   5. `dpkg -r` removes it, and the files the package replaced (a
 #      `make install` of the source, say) are put back as they were, also on
 #      failure or interruption.
@@ -191,16 +192,16 @@ else
 	finish
 fi
 
-# The build-time tests (dh_pgxs_test: pg_buildext installcheck against the
-# files in debian/$PKG): pg_regress prints "All N tests passed." per suite.
-mapfile -t passed < <(grep -oE 'All [0-9]+ tests passed' "$BUILD_LOG")
-if grep -q "### End $PG_MAJOR installcheck ###" "$BUILD_LOG" && ((${#passed[@]} >= 2)); then
-	tap_ok "pg_buildext installcheck on the packaged files: regress (${passed[0]#All }), isolation (${passed[1]#All })"
-elif [[ ${DEB_BUILD_OPTIONS:-} == *nocheck* ]]; then
-	echo "# build-time tests skipped: DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS"
-else
-	tap_fail "pg_buildext installcheck ran the regress and isolation suites at build time" \
-		"see $BUILD_LOG (KEEP_TMP=1 keeps it)"
+# The build-time tests (dh_pgxs_test, from 18 on: see debian/rules):
+# pg_regress prints "All N tests passed." per suite.
+if ((PG_MAJOR >= 18)) && [[ ${DEB_BUILD_OPTIONS:-} != *nocheck* ]]; then
+	mapfile -t passed < <(grep -oE 'All [0-9]+ tests passed' "$BUILD_LOG")
+	if grep -q "### End $PG_MAJOR installcheck ###" "$BUILD_LOG" && ((${#passed[@]} >= 2)); then
+		tap_ok "build-time tests on the packaged files: regress (${passed[0]#All }), isolation (${passed[1]#All })"
+	else
+		tap_fail "build-time tests ran the regress and isolation suites" \
+			"see $BUILD_LOG (KEEP_TMP=1 keeps it)"
+	fi
 fi
 
 # ---------------------------------------------------------------------------
@@ -285,6 +286,20 @@ else
 	tap_fail "dpkg -i $(basename "$DEB")"
 	sed 's/^/#   /' "$WORK/dpkg-i.log"
 	finish
+fi
+
+# The autopkgtest, as autopkgtest runs it: the regress and isolation suites
+# (pg_buildext installcheck) against the installed package, on a throwaway
+# cluster of its own (pg_virtualenv).
+rc=0
+run_logged "$WORK/autopkgtest.log" env --chdir="$SRC" sh debian/tests/installcheck || rc=$?
+mapfile -t passed < <(grep -oE 'All [0-9]+ tests passed' "$WORK/autopkgtest.log")
+if ((rc == 0 && ${#passed[@]} >= 2)); then
+	tap_ok "autopkgtest debian/tests/installcheck on the installed package: regress (${passed[0]#All }), isolation (${passed[1]#All })"
+else
+	tap_fail "autopkgtest debian/tests/installcheck on the installed package" \
+		"exit status $rc; the last lines of its output:"
+	tail -n 80 "$WORK/autopkgtest.log" | sed 's/^/#   /'
 fi
 
 PG_BINDIR=$SYS_BINDIR
