@@ -42,10 +42,12 @@ SHLIB_LINK  = -ljansson -lcrypto
 # extension created in every test database.
 REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
+# The specs live in test/isolation: --inputdir lets `make installcheck`
+# (pg_buildext, the Debian package's tests) find them.
 ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema settings_cache
-ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
-EXTRA_CLEAN = results regression.diffs regression.out log tmp_check .pg_version \
+EXTRA_CLEAN = results regression.diffs regression.out log tmp_check output_iso .pg_version \
 	test/isolation/output_iso test/fuzz/bin .tmp
 
 # `make demo` and `make test` must work before the server headers are
