@@ -12,6 +12,9 @@
 #                       0 failed, with the reason) where it cannot be
 #   5. unit             make -C test/unit check   (when test/unit/Makefile exists)
 #   6. fuzz             bash test/fuzz/run.sh     (when it exists; FUZZ_SECONDS)
+#   7. package          bash test/tools/package-test.sh: the Debian package
+#                       built, installed into the system PostgreSQL, used
+#                       and removed again (as root; skipped otherwise)
 #
 # The last line is always `N passed, N failed`, counting every individual
 # test of every suite (a suite that could not run counts as one failure);
@@ -19,7 +22,7 @@
 #
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
 # the TAP scripts whose names start so), KEEP_TMP=1 (keep the
-# temporary directories), SUITES="regress isolation partitioned tap citus unit fuzz" (a subset),
+# temporary directories), SUITES="regress isolation partitioned tap citus unit fuzz package" (a subset),
 # TGT_CITUS_DIR (Citus's test files: install.sh and the tarballs; default
 # ../shared/citus beside the repository).
 set -u -o pipefail
@@ -28,7 +31,7 @@ set -u -o pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-SUITES=${SUITES:-regress isolation partitioned tap citus unit fuzz}
+SUITES=${SUITES:-regress isolation partitioned tap citus unit fuzz package}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -373,6 +376,33 @@ suite_fuzz() {
 	suite_done fuzz "$TAP_OK" "$fail" "$note"
 }
 
+# The package route (test/tools/package-test.sh prints TAP lines): builds
+# postgresql-NN-tgt-profile from a copy of the source, installs it into the
+# system PostgreSQL of this major, runs CREATE EXTENSION and a smoke test on
+# a throwaway cluster, removes it and puts back what it replaced.
+suite_package() {
+	echo
+	echo "== package: bash test/tools/package-test.sh (PostgreSQL $PG_MAJOR)"
+	local dir log rc
+	make_tmpdir dir package
+	log=$dir/package.log
+	rc=0
+	run_logged "$log" bash "$REPO/test/tools/package-test.sh" || rc=$?
+	count_tap "$log"
+	local fail=$TAP_NOTOK note
+	grep -E "$TAP_LINE|^# SKIP" "$log" | sed 's/^/   /'
+	note=$(sed -n 's/^# SKIP \(.*\)/skipped: \1/p' "$log" | head -n 1)
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="package-test.sh exited with status $rc"
+	fi
+	if ((rc != 0 || TAP_NOTOK > 0)); then
+		grep -vE '^ok( |$)' "$log" >"$log.failures"
+		show_file "$log.failures" 300
+	fi
+	suite_done package "$TAP_OK" "$fail" "$note"
+}
+
 # ---------------------------------------------------------------------------
 
 echo "== deps: bash test/tools/deps.sh"
@@ -403,6 +433,7 @@ for suite in $SUITES; do
 	citus) suite_citus ;;
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
+	package) suite_package ;;
 	*)
 		log_error "unknown suite '$suite' in SUITES"
 		suite_done "$suite" 0 1 "unknown suite"
