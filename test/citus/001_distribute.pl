@@ -122,7 +122,7 @@ is($workers[0]->safe_psql($db, q{
 	  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 	 WHERE c.relnamespace = 'tgt_profile'::regnamespace AND NOT t.tgisinternal
 	   AND c.relname ~ '_[0-9]+$'}),
-	'settings_guard,token_store_changed', 'the shards carry our triggers');
+	'settings_changed,settings_guard,token_store_changed', 'the shards carry our triggers');
 is($workers[0]->safe_psql($db, q{
 	SET citus.override_table_visibility = off;
 	SELECT bool_and(c.relrowsecurity) AND bool_and(EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid))
