@@ -10,6 +10,7 @@ OBJS = \
 	src/module.o \
 	src/caller.o \
 	src/store.o \
+	src/placement.o \
 	src/settings.o \
 	src/additions.o \
 	src/token_format.o \
@@ -40,7 +41,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 # The specs live in test/isolation: --inputdir lets `make installcheck`
 # (pg_buildext, the Debian package's tests) find them.

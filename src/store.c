@@ -30,11 +30,7 @@
 #include "catalog/pg_index.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
-#include "catalog/partition.h"
 #include "catalog/pg_type.h"
-#include "partitioning/partbounds.h"
-#include "utils/partcache.h"
-#include "partitioning/partdesc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -73,8 +69,8 @@ oid_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
 	oid_cache_used = 0;
 }
 
-static Oid
-relation_oid(const char *relname)
+Oid
+tp_relation_oid(const char *relname)
 {
 	Oid			nsp;
 	Oid			relid;
@@ -108,67 +104,41 @@ relation_oid(const char *relname)
 Relation
 tp_open_table(const char *relname, LOCKMODE mode)
 {
-	return table_open(relation_oid(relname), mode);
+	return table_open(tp_relation_oid(relname), mode);
 }
 
 Relation
 tp_open_index(const char *indexname, LOCKMODE mode)
 {
-	return index_open(relation_oid(indexname), mode);
+	return index_open(tp_relation_oid(indexname), mode);
 }
 
 /*
- * profiles may be hash-partitioned by client: the partition that holds a
- * client's rows, found the way tuple routing finds it.
- */
-static Oid
-profiles_partition(Relation parent, const char *client)
-{
-	PartitionKey key = RelationGetPartitionKey(parent);
-	PartitionDesc pd = RelationGetPartitionDesc(parent, false);
-	Datum		value = CStringGetTextDatum(client);
-	bool		isnull = false;
-	uint64		hash;
-	int			part;
-
-	if (key->strategy != PARTITION_STRATEGY_HASH || key->partnatts != 1 ||
-		key->partattrs[0] != 1 || pd->nparts == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("tgt_profile.profiles must be hash-partitioned by client"),
-				 errhint("Install with tgt_profile.profile_partitions set; see the README.")));
-	hash = compute_partition_hash_value(1, key->partsupfunc, key->partcollation,
-										&value, &isnull);
-	part = pd->boundinfo->indexes[hash % get_hash_partition_greatest_modulus(pd->boundinfo)];
-	if (part < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("no partition of tgt_profile.profiles holds client \"%s\"", client)));
-	return pd->oids[part];
-}
-
-/*
- * Open the relation that holds a client's profiles, and (unless indexname
- * is NULL) its copy of one of the profiles indexes: the table itself, or
- * the client's partition.
+ * Open the relation that holds a client's profiles on this node, and
+ * (unless indexname is NULL) its copy of one of the profiles indexes: the
+ * table itself, the client's partition, or the client's local Citus shard
+ * (tp_client_relation, placement.c).  Where the client's shard is on
+ * another node, the table itself, as before Citus (issue 11: its callers
+ * are routed through SQL next).
  */
 void
 tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 				 Relation *rel, Relation *idx)
 {
 	Relation	parent = tp_open_table("profiles", mode);
-	Oid			index_oid = indexname ? relation_oid(indexname) : InvalidOid;
+	bool		elsewhere;
+	Oid			relid = tp_client_relation("profiles", client, &elsewhere);
 
-	if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	if (elsewhere || relid == RelationGetRelid(parent))
 	{
 		*rel = parent;
 		if (indexname)
-			*idx = index_open(index_oid, mode);
+			*idx = index_open(tp_relation_oid(indexname), mode);
 		return;
 	}
-	*rel = table_open(profiles_partition(parent, client), mode);
+	*rel = table_open(relid, mode);
 	if (indexname)
-		*idx = index_open(index_get_partition(*rel, index_oid), mode);
+		*idx = index_open(tp_client_index(indexname, relid), mode);
 	table_close(parent, NoLock);	/* keep its lock until the end */
 }
 
@@ -369,7 +339,7 @@ tp_lock_client(const char *client, TpClientLock kind)
 {
 	LOCKTAG		tag;
 	uint32		h = hash_bytes((const unsigned char *) client, (int) strlen(client));
-	Oid			settings = relation_oid("settings");
+	Oid			settings = tp_relation_oid("settings");
 
 	/* the stronger modes cannot be had on a hot standby: say why first */
 	if (kind != TP_LOCK_ROWS)

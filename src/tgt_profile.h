@@ -99,10 +99,20 @@ typedef struct TpPlan
 	const char *writes[TP_PLAN_MAX_WRITES];
 } TpPlan;
 
+extern Oid	tp_relation_oid(const char *relname);
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
 extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
 extern void tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 							 Relation *rel, Relation *idx);
+
+/*
+ * placement.c: which relation holds a client's rows on this node (the
+ * table, its hash partition, the local Citus shard), InvalidOid with
+ * *elsewhere set when they are on another node; and that relation's copy
+ * of one of our indexes.
+ */
+extern Oid	tp_client_relation(const char *relname, const char *client, bool *elsewhere);
+extern Oid	tp_client_index(const char *indexname, Oid client_rel);
 
 /* A scan of one of our tables under a fresh snapshot. */
 typedef struct TpScan

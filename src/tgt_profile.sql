@@ -600,6 +600,19 @@ $distribute$;
 REVOKE ALL ON FUNCTION tgt_profile.distribute(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tgt_profile.distribute(integer) TO tgt_profile_admin;
 
+/*
+ * client_relation(tbl, client) (1.2): the relation on this node that holds
+ * a client's rows of one of our tables (the table, its hash partition, the
+ * client's local Citus shard), NULL when they are on another node: the
+ * storage layer's own answer (placement.c), for DBAs and tests.  Admin
+ * only.
+ */
+CREATE FUNCTION tgt_profile.client_relation(tbl text, client text)
+	RETURNS regclass LANGUAGE c STABLE STRICT
+	AS 'MODULE_PATHNAME', 'tgtp_client_relation';
+REVOKE ALL ON FUNCTION tgt_profile.client_relation(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tgt_profile.client_relation(text, text) TO tgt_profile_admin;
+
 -- User data survives pg_dump.
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.settings', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.approvers', '');
