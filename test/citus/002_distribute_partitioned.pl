@@ -82,4 +82,56 @@ like($err, qr/already distributed; nothing changed/, 'a second call changes noth
 ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 12)');
 like($err, qr/WARNING:  01000: shard_count 12 ignored/, 'a new shard_count is ignored, with a WARNING');
 
+# The storage layer's answer for profiles: the client's hash partition
+# (satisfies_hash_partition), then that partition's shard for the client
+# (Citus's), on the node that holds it; NULL elsewhere; and the partition
+# shards' indexes named <partition's index>_<shardid>.
+my @clients = ((map { "c$_" } 1 .. 150), 'zürich', '東京', "o'brien", '', 'x' x 200);
+my $array = 'ARRAY[' . join(', ', map { (my $c = $_) =~ s/'/''/g; "'$c'" } @clients) . ']::text[]';
+my $compare_sql = qq{
+	WITH x AS (
+		SELECT c.client, tgt_profile.client_relation('profiles', c.client) AS got,
+			   format('tgt_profile.profiles_%s', k.k)::regclass AS leaf
+		  FROM unnest($array) c(client),
+			   LATERAL (SELECT k FROM generate_series(0, 3) k
+						 WHERE satisfies_hash_partition('tgt_profile.profiles'::regclass, 4, k, c.client)) k),
+	y AS (
+		SELECT x.*, get_shard_id_for_distribution_column(x.leaf, x.client) AS shardid FROM x),
+	z AS (
+		SELECT y.*, EXISTS (SELECT FROM pg_dist_placement p
+							 WHERE p.shardid = y.shardid
+							   AND p.groupid = (SELECT groupid FROM pg_dist_local_group)) AS local,
+			   to_regclass(shard_name(y.leaf, y.shardid)) AS shard
+		  FROM y)
+	SELECT concat_ws(' ', count(*),
+		count(*) FILTER (WHERE got IS NOT DISTINCT FROM CASE WHEN local THEN shard END),
+		count(*) FILTER (WHERE local))
+	  FROM z};
+my $local_sum = 0;
+for my $n ($coord, @workers)
+{
+	my ($total, $same, $local) = split / /, $n->safe_psql($db, $compare_sql);
+	is($total, scalar @clients, scalar(@clients) . ' clients asked on ' . $n->name);
+	is($same, $total, 'client_relation(\'profiles\', ...) is the client\'s partition shard where local, NULL elsewhere, on '
+		  . $n->name);
+	$local_sum += $local;
+}
+is($local_sum, scalar @clients, 'each client\'s partition shard is local on exactly one node');
+for my $w (@workers)
+{
+	like($w->safe_psql($db, q{
+		SET citus.override_table_visibility = off;
+		SELECT count(*) FILTER (WHERE i.indrelid IS DISTINCT FROM to_regclass(shard_name(s.leaf, s.shardid)))
+			   || '/' || count(*)
+		  FROM (SELECT sh.logicalrelid AS leaf, sh.shardid
+				  FROM pg_dist_shard sh JOIN pg_dist_placement p USING (shardid)
+				 WHERE sh.logicalrelid::text LIKE 'tgt_profile.profiles\_%'
+				   AND p.groupid = (SELECT groupid FROM pg_dist_local_group)) s
+		  JOIN pg_index pi ON pi.indrelid = s.leaf
+		  LEFT JOIN pg_index i
+			ON i.indexrelid = to_regclass(format('tgt_profile.%I',
+				(SELECT c.relname FROM pg_class c WHERE c.oid = pi.indexrelid) || '_' || s.shardid))}),
+		qr{^0/[1-9]}, 'the partition shards on ' . $w->name . ' carry <partition index>_<shardid>');
+}
+
 done_testing();
