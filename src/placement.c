@@ -767,7 +767,9 @@ tp_client_index(const char *indexname, Oid client_rel)
 /*
  * tgt_profile.client_relation(tbl text, client text) RETURNS regclass:
  * tp_client_relation for DBAs and tests; NULL when the client's rows are
- * on another node.  Admin only (EXECUTE is granted to tgt_profile_admin).
+ * on another node.  For profiles, the relation's copies of the profiles
+ * indexes are looked up too (tp_client_index), so an error says when one
+ * is missing.  Admin only (EXECUTE is granted to tgt_profile_admin).
  */
 TP_SQL_FUNCTION(tgtp_client_relation)
 {
@@ -792,6 +794,11 @@ TP_SQL_FUNCTION(tgtp_client_relation)
 				 errhint("Name one of settings, approvers, token_store, audit_log, profiles, batches, batch_rejects.")));
 	rel = tp_open_table(relname, AccessShareLock);
 	result = tp_client_relation(relname, client, &elsewhere);
+	if (!elsewhere && strcmp(relname, "profiles") == 0)
+	{
+		(void) tp_client_index("profiles_pkey", result);
+		(void) tp_client_index("profiles_third_party_id_key", result);
+	}
 	table_close(rel, NoLock);
 	if (elsewhere)
 		PG_RETURN_NULL();
