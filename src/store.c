@@ -2,8 +2,9 @@
  *
  * store.c
  *	  The storage layer: every direct read of the extension's tables, the
- *	  snapshot each read uses, the relation that holds a client's rows, and
- *	  the per-client locks that order writers against drop_client.
+ *	  snapshot each read uses, the relation that holds a client's rows (found
+ *	  in placement.c: table, hash partition or local Citus shard), and the
+ *	  per-client locks that order writers against drop_client.
  *
  * Hot read paths (settings, approvers, tokens) use a direct index lookup:
  * no SPI, no planner, no sequence, no write, so they are cheap and work on
