@@ -30,8 +30,20 @@ for my $n (@nodes)
 	is($n->safe_psql($db, q{SELECT tgt_profile.client_relation('settings', 'pre')}),
 		'tgt_profile.settings', 'before distribute(): the table itself on ' . $n->name);
 }
+# sessions open across distribute(): their cached answers follow it
+my @early = map { $_->background_psql($db) } @nodes;
+my $ask_pre = q{SELECT coalesce(tgt_profile.client_relation('settings', 'pre')::text, 'NULL')};
+is($_->query_safe($ask_pre), 'tgt_profile.settings', 'an open session asks before distribute()') for @early;
 my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 8)');
 is($state, '', 'distribute(shard_count => 8)') or diag($err);
+for my $i (0 .. $#nodes)
+{
+	is($early[$i]->query_safe($ask_pre), $nodes[$i]->safe_psql($db, $ask_pre),
+		'after distribute(), the session opened before it on ' . $nodes[$i]->name . ' answers as a new one');
+}
+like(join(' ', map { $_->safe_psql($db, $ask_pre) } @nodes), qr/^NULL (NULL tgt_profile\.settings_\d+|tgt_profile\.settings_\d+ NULL)$/,
+	'... which is the shard on one worker, NULL on the other nodes');
+$_->quit for @early;
 
 # ~200 client codes: plain, non-ASCII (bytes of UTF-8), long, odd
 my @clients = map { "c$_" } 1 .. 120;
