@@ -604,6 +604,31 @@ client_shard(Dist *d, const char *client)
 }
 
 /*
+ * The relation of our schema that holds a client's rows, or on Citus whose
+ * shard holds them: the table, or its hash partition for the client (a
+ * partition of a partitioned table may itself be partitioned).
+ */
+static Dist *
+client_leaf(const char *relname, const char *client)
+{
+	Dist	   *d = relation_facts(tp_relation_oid(relname));
+
+	while (d->relkind == RELKIND_PARTITIONED_TABLE)
+		d = relation_facts(client_partition(d->relid, client));
+	return d;
+}
+
+/*
+ * That relation's OID: on Citus the shell (or the shell's partition) of
+ * the client's shard, as it is on every node.
+ */
+Oid
+tp_client_shell(const char *relname, const char *client)
+{
+	return client_leaf(relname, client)->relid;
+}
+
+/*
  * The OID of the relation on this node that holds client's rows of our
  * table relname (settings, approvers, token_store, audit_log, profiles,
  * batches, batch_rejects): the table; its hash partition for the client;
@@ -615,14 +640,10 @@ client_shard(Dist *d, const char *client)
 Oid
 tp_client_relation(const char *relname, const char *client, bool *elsewhere)
 {
-	Oid			relid = tp_relation_oid(relname);
-	Dist	   *d = relation_facts(relid);
+	Dist	   *d = client_leaf(relname, client);
 	Shard	   *s;
 
 	*elsewhere = false;
-	/* a partition of a partitioned table may itself be partitioned */
-	while (d->relkind == RELKIND_PARTITIONED_TABLE)
-		d = relation_facts(client_partition(d->relid, client));
 	if (!d->distributed)
 		return d->relid;
 	s = client_shard(d, client);

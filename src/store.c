@@ -119,8 +119,8 @@ tp_open_index(const char *indexname, LOCKMODE mode)
  * (unless indexname is NULL) its copy of one of the profiles indexes: the
  * table itself, the client's partition, or the client's local Citus shard
  * (tp_client_relation, placement.c).  Where the client's shard is on
- * another node, the table itself, as before Citus (issue 11: its callers
- * are routed through SQL next).
+ * another node, the local shell (or its partition for the client), as
+ * before Citus awareness (issue 11: those callers go through SQL next).
  */
 void
 tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
@@ -130,7 +130,9 @@ tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 	bool		elsewhere;
 	Oid			relid = tp_client_relation("profiles", client, &elsewhere);
 
-	if (elsewhere || relid == RelationGetRelid(parent))
+	if (elsewhere)
+		relid = tp_client_shell("profiles", client);
+	if (relid == RelationGetRelid(parent))
 	{
 		*rel = parent;
 		if (indexname)

@@ -108,11 +108,13 @@ extern void tp_open_profiles(const char *client, const char *indexname, LOCKMODE
 /*
  * placement.c: which relation holds a client's rows on this node (the
  * table, its hash partition, the local Citus shard), InvalidOid with
- * *elsewhere set when they are on another node; and that relation's copy
- * of one of our indexes.
+ * *elsewhere set when they are on another node; that relation's copy of
+ * one of our indexes; and the relation in our schema (the table or its
+ * partition, on Citus the shell) that holds them or whose shard does.
  */
 extern Oid	tp_client_relation(const char *relname, const char *client, bool *elsewhere);
 extern Oid	tp_client_index(const char *indexname, Oid client_rel);
+extern Oid	tp_client_shell(const char *relname, const char *client);
 
 /* A scan of one of our tables under a fresh snapshot. */
 typedef struct TpScan
