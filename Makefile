@@ -53,7 +53,10 @@ PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
 ifneq ($(PGXS),)
 include $(PGXS)
 else ifneq ($(filter-out demo test bench deps print-tests valgrind,$(or $(MAKECMDGOALS),all)),)
-$(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-15, or run `make deps`)
+# The package to name: the major of PG_CONFIG, else the system's default.
+PG_MAJOR_HINT := $(shell PG_CONFIG='$(filter-out pg_config,$(PG_CONFIG))' bash -c \
+	'. test/tools/pg_major.sh && pg_major_detect && echo $$PG_MAJOR' 2>/dev/null)
+$(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-$(or $(PG_MAJOR_HINT),NN), or run `make deps`)
 endif
 
 # PGXS tracks no header dependencies: any header change rebuilds every

@@ -8,6 +8,12 @@
 #   3. TAP              test/t/*.pl, as the postgres user, from a copy of test/
 #   4. unit             make -C test/unit check   (when test/unit/Makefile exists)
 #   5. fuzz             bash test/fuzz/run.sh     (when it exists; FUZZ_SECONDS)
+#   6. majors           bash test/tools/majors.sh: the suites above again on
+#                       each other PostgreSQL major Debian carries (15, 17,
+#                       18), in Debian chroots (TGT_MAJORS; see majors.sh)
+#
+# The PostgreSQL major is this system's (or PG_MAJOR's, PG_CONFIG's,
+# TGT_PG_BINDIR's: see pg_major.sh).
 #
 # The last line is always `N passed, N failed`, counting every individual
 # test of every suite (a suite that could not run counts as one failure);
@@ -15,14 +21,17 @@
 #
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
 # the TAP scripts whose names start so), KEEP_TMP=1 (keep the
-# temporary directories), SUITES="regress isolation partitioned tap unit fuzz" (a subset).
+# temporary directories), SUITES="regress isolation partitioned tap unit fuzz
+# majors" (a subset), TGT_MAJORS ("17 18", or none: the majors suite).
 set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-SUITES=${SUITES:-regress isolation partitioned tap unit fuzz}
+ALL_SUITES="regress isolation partitioned tap unit fuzz majors"
+SUITES=${SUITES:-$ALL_SUITES}
+echo "== PostgreSQL $PG_MAJOR: $PG_CONFIG"
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -128,7 +137,7 @@ run_regress_suite() {
 		return
 	fi
 	if [[ ! -x $prog ]]; then
-		log_error "$prog not found (postgresql-server-dev-15)"
+		log_error "$prog not found (install postgresql-server-dev-$PG_MAJOR, or run test/tools/deps.sh)"
 		suite_done "$name" 0 1 "could not run"
 		return
 	fi
@@ -321,6 +330,51 @@ suite_fuzz() {
 	suite_done fuzz "$TAP_OK" "$fail" "$note"
 }
 
+# The other suites of this run again on every other major Debian carries,
+# each in a chroot of its Debian release (test/tools/majors.sh); one result
+# per major, and the chroot's own summary lines shown under it.
+suite_majors() {
+	echo
+	if [[ ${TGT_MAJORS:-} == none ]]; then
+		echo "== majors: skipped (TGT_MAJORS=none)"
+		suite_done majors 0 0 "skipped: TGT_MAJORS=none"
+		return
+	fi
+	# Every suite of this run but this one (all of them when only this one).
+	local s inner=""
+	for s in $SUITES; do
+		[[ $s == majors ]] || inner+="${inner:+ }$s"
+	done
+	if [[ -z $inner ]]; then
+		for s in $ALL_SUITES; do
+			[[ $s == majors ]] || inner+="${inner:+ }$s"
+		done
+	fi
+	local dir rc=0
+	make_tmpdir dir majors
+	: >"$dir/results"
+	SHOW=1 run_logged "$dir/majors.log" env MAJORS_RESULTS="$dir/results" \
+		MAJORS_LOGDIR="$dir" MAJORS_SUITES="$inner" \
+		bash "$REPO/test/tools/majors.sh" || rc=$?
+	local kind name pass fail note got=0
+	while IFS=$'\t' read -r kind name pass fail note; do
+		case $kind in
+		RESULT)
+			suite_done "$name" "$pass" "$fail" "$note"
+			got=1
+			;;
+		DETAIL) SUMMARY+=("  [${name#majors-}] $pass") ;;
+		esac
+	done <"$dir/results"
+	if ((!got)); then
+		if ((rc == 0)); then
+			suite_done majors 0 0 "no other major to test"
+		else
+			suite_done majors 0 1 "majors.sh exited with status $rc and no result"
+		fi
+	fi
+}
+
 # ---------------------------------------------------------------------------
 
 echo "== deps: bash test/tools/deps.sh"
@@ -350,6 +404,7 @@ for suite in $SUITES; do
 	tap) suite_tap ;;
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
+	majors) suite_majors ;;
 	*)
 		log_error "unknown suite '$suite' in SUITES"
 		suite_done "$suite" 0 1 "unknown suite"
