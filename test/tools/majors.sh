@@ -294,6 +294,8 @@ run_major() {
 	wait "$TAIL"
 	TAIL=""
 	release_chroot
+	# The downloaded .deb files: the cache stays smaller (about 0.5 GB).
+	chroot "$dir" apt-get clean </dev/null >/dev/null 2>&1
 	exec {lockfd}>&-
 
 	local took note last pass fail found
@@ -323,10 +325,11 @@ run_major() {
 	fi
 	result "$name" "$pass" "$fail" "$note"
 	# The chroot's summary lines, for the host's summary.
-	sed -n '/^== summary$/,$p' "$log" | sed '1d;$d' | sed 's/^ *//' |
-		while IFS= read -r v; do
-			printf 'DETAIL\t%s\t%s\n' "$name" "$v"
-		done >>"$RESULTS"
+	awk -v name="$name" '
+		/^== summary$/ { on = 1; next }
+		/^[0-9]+ passed, [0-9]+ failed$/ { on = 0 }
+		on { sub(/^ +/, ""); printf "DETAIL\t%s\t%s\n", name, $0 }
+	' "$log" >>"$RESULTS"
 }
 
 # ---------------------------------------------------------------------------
