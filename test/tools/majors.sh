@@ -134,7 +134,18 @@ mount_chroot() {
 	mount -t tmpfs -o mode=1777,nosuid,nodev tgt_shm "$dir/dev/shm" || return 1
 	cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null
 	[[ -s $dir/etc/hosts ]] || cp -L /etc/hosts "$dir/etc/hosts" 2>/dev/null
+	prepare_apt "$dir"
 	return 0
+}
+
+# apt in chroot DIR: sid's Release file is valid for a week only, so a
+# machine whose clock runs ahead of the mirror (or a stale mirror) would
+# refuse it ("Release file ... is expired"); signatures are still checked.
+prepare_apt() {
+	local dir=$1
+	printf '%s\n' '// tgt_profile test chroot (test/tools/majors.sh)' \
+		'Acquire::Check-Valid-Until "false";' \
+		>"$dir/etc/apt/apt.conf.d/99tgt-profile-valid-until"
 }
 
 # Leave the chroot in use as it was found: nothing running, nothing mounted.
