@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
+#include "pg_compat.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -104,7 +105,7 @@ report_failure(const char *client, const char *token, size_t len)
  * 28000: the client requires a token and none was presented, in the
  * argument or (when the argument was NULL) in the request header.
  */
-static void report_no_token(const char *client, bool from_request) pg_attribute_noreturn();
+tp_noreturn static void report_no_token(const char *client, bool from_request);
 
 static void
 report_no_token(const char *client, bool from_request)

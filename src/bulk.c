@@ -26,6 +26,7 @@
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
+#include "pg_compat.h"
 
 #include "attributes.h"
 #include "profile_write.h"
@@ -432,7 +433,7 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 	tp_open_profiles(b->client, kind == TP_KEY_PCID ? "profiles_pkey" : "profiles_third_party_id_key",
 					 AccessShareLock, &rel, &idx);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snap, 2, 0);
+	scan = tp_index_beginscan(rel, idx, snap, 2, 0);
 	for (int i = 0; i < nkeys; i++)
 	{
 		if (i > 0 && strcmp(keys[i], keys[i - 1]) == 0)

@@ -12,6 +12,7 @@
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
+#include "pg_compat.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -256,13 +257,13 @@ TP_SQL_FUNCTION(tgtp_can_manage)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	client = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (manage_memo.used && manage_memo.lxid == MyProc->lxid &&
+	if (manage_memo.used && manage_memo.lxid == TP_MY_LXID &&
 		manage_memo.statement == statement && manage_memo.cid == cid &&
 		manage_memo.role == role && strcmp(manage_memo.client, client) == 0)
 		PG_RETURN_BOOL(manage_memo.result);
 	manage_memo.result = tp_client_level(client, role) >= TP_LEVEL_APPROVER;
 	manage_memo.used = strlen(client) < sizeof(manage_memo.client);
-	manage_memo.lxid = MyProc->lxid;
+	manage_memo.lxid = TP_MY_LXID;
 	manage_memo.statement = statement;
 	manage_memo.cid = cid;
 	manage_memo.role = role;

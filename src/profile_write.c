@@ -27,6 +27,7 @@
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
+#include "pg_compat.h"
 
 #include "profile_write.h"
 #include "access/heapam.h"
@@ -149,28 +150,28 @@ static void
 init_estate(TpRowWriter *w, CmdType op)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Bitmapset  *updated = NULL;
 
 	rte->rtekind = RTE_RELATION;
 	rte->relid = RelationGetRelid(w->rel);
 	rte->relkind = w->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = op == CMD_INSERT ? ACL_INSERT : ACL_UPDATE;
 	if (op == CMD_UPDATE)
 	{
 		/* an update may link a third-party id; the pcId never changes */
-		rte->updatedCols = bms_make_singleton(TP_COL_THIRD_PARTY_ID - FirstLowInvalidHeapAttributeNumber);
-		rte->updatedCols = bms_add_member(rte->updatedCols, TP_COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
-		rte->updatedCols = bms_add_member(rte->updatedCols, TP_COL_UPDATED_AT - FirstLowInvalidHeapAttributeNumber);
-		rte->updatedCols = bms_add_member(rte->updatedCols, TP_COL_LAST_SEEN_AT - FirstLowInvalidHeapAttributeNumber);
+		updated = bms_make_singleton(TP_COL_THIRD_PARTY_ID - FirstLowInvalidHeapAttributeNumber);
+		updated = bms_add_member(updated, TP_COL_ATTRIBUTES - FirstLowInvalidHeapAttributeNumber);
+		updated = bms_add_member(updated, TP_COL_UPDATED_AT - FirstLowInvalidHeapAttributeNumber);
+		updated = bms_add_member(updated, TP_COL_LAST_SEEN_AT - FirstLowInvalidHeapAttributeNumber);
 	}
 	w->estate = CreateExecutorState();
-	ExecInitRangeTable(w->estate, list_make1(rte));
+	tp_init_range_table(w->estate, rte, op == CMD_INSERT ? ACL_INSERT : ACL_UPDATE, updated);
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot;
 
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
-	CheckValidResultRel(w->rri, op);
+	tp_check_valid_result_rel(w->rri, op);
 	ExecOpenIndices(w->rri, false);
 }
 
@@ -254,9 +255,8 @@ tp_writer_flush(TpRowWriter *w)
 	for (int i = 0; i < w->nbuffered; i++)
 	{
 		/* a unique index that already holds the key raises 23505 here */
-		if (w->rri->ri_NumIndices > 0)
-			list_free(ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
-											false, false, NULL, NIL));
+		tp_insert_index_entries(w->rri, w->slots[i], w->estate, false,
+								TP_UPDATE_INDEXES_ALL);
 		ExecClearTuple(w->slots[i]);
 	}
 	w->nbuffered = 0;
@@ -293,7 +293,7 @@ tp_writer_update(TpRowWriter *w, ItemPointer tid, const TpProfileRow *row)
 	TupleTableSlot *slot = w->update_slot;
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
-	bool		update_indexes;
+	TpUpdateIndexes update_indexes;
 	TM_Result	res;
 
 	fill_row(w, slot, row);
@@ -324,8 +324,7 @@ tp_writer_update(TpRowWriter *w, ItemPointer tid, const TpProfileRow *row)
 		default:
 			elog(ERROR, "unexpected result %d updating a profile", (int) res);
 	}
-	if (update_indexes && w->rri->ri_NumIndices > 0)
-		list_free(ExecInsertIndexTuples(w->rri, slot, w->estate, true, false, NULL, NIL));
+	tp_insert_index_entries(w->rri, slot, w->estate, true, update_indexes);
 	ResetExprContext(GetPerTupleExprContext(w->estate));
 	return true;
 }

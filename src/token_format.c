@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
+#include "pg_compat.h"
 
 #include <openssl/evp.h>
 
@@ -71,7 +72,7 @@ tp_token_new(char *out)
 	raw[TP_TOKEN_SECRET_LEN + 3] = (uint8) crc;
 
 	memcpy(out, TP_TOKEN_PREFIX, TP_TOKEN_PREFIX_LEN);
-	n = pg_b64_encode((const char *) raw, RAW_LEN, out + TP_TOKEN_PREFIX_LEN, BODY_LEN);
+	n = tp_b64_encode(raw, RAW_LEN, out + TP_TOKEN_PREFIX_LEN, BODY_LEN);
 	explicit_bzero(raw, sizeof(raw));
 	if (n != BODY_LEN)
 		elog(ERROR, "unexpected token encoding length %d", n);
@@ -104,7 +105,7 @@ tp_token_well_formed(const char *token, size_t len)
 		body[i] = c;
 	}
 	from_url_alphabet(body, BODY_LEN);
-	ok = pg_b64_decode(body, BODY_LEN, (char *) raw, sizeof(raw)) == RAW_LEN;
+	ok = tp_b64_decode(body, BODY_LEN, raw, sizeof(raw)) == RAW_LEN;
 	if (ok)
 	{
 		crc = checksum(raw);
