@@ -289,8 +289,8 @@ run_major() {
 	for v in FUZZ_SECONDS TAP_TESTS KEEP_TMP; do
 		[[ -n ${!v:-} ]] && envs+=("$v=${!v}")
 	done
-	local logdir=${MAJORS_LOGDIR:-$CACHE}
-	local log=$logdir/$name.log rc=0
+	# Kept until the next run of this major, for a post-mortem.
+	local log=$CACHE/$codename.last-run.log rc=0
 	echo "   in the chroot: cd $SRC_IN && bash test/tools/deps.sh && make test (SUITES=\"$SUITES_INSIDE\")"
 	# shellcheck disable=SC2016  # expanded inside the chroot
 	chroot "$dir" /usr/bin/env -i "${envs[@]}" /bin/bash -c \

@@ -354,7 +354,7 @@ suite_majors() {
 	make_tmpdir dir majors
 	: >"$dir/results"
 	SHOW=1 run_logged "$dir/majors.log" env MAJORS_RESULTS="$dir/results" \
-		MAJORS_LOGDIR="$dir" MAJORS_SUITES="$inner" \
+		MAJORS_SUITES="$inner" \
 		bash "$REPO/test/tools/majors.sh" || rc=$?
 	local kind name pass fail note got=0
 	while IFS=$'\t' read -r kind name pass fail note; do
