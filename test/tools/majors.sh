@@ -290,9 +290,12 @@ run_major() {
 	# Kept until the next run of this major, for a post-mortem.
 	local log=$CACHE/$codename.last-run.log rc=0
 	echo "   in the chroot: cd $SRC_IN && bash test/tools/deps.sh && make test (SUITES=\"$SUITES_INSIDE\")"
+	# dpkg --configure -a: finishes an install an earlier run was
+	# interrupted in (apt-get refuses to work until then).
 	# shellcheck disable=SC2016  # expanded inside the chroot
 	chroot "$dir" /usr/bin/env -i "${envs[@]}" /bin/bash -c \
-		'cd "$0" || exit 1; bash test/tools/deps.sh </dev/null || exit 97; exec make test' \
+		'cd "$0" || exit 1; dpkg --configure -a >/dev/null 2>&1
+		bash test/tools/deps.sh </dev/null || exit 97; exec make test' \
 		"$SRC_IN" </dev/null >"$log" 2>&1 {lockfd}>&- &
 	CHILD=$!
 	tail -n +1 -s 0.5 -f --pid="$CHILD" "$log" | sed -u "s/^/[$major] /" &
