@@ -282,7 +282,8 @@ run_major() {
 	fi
 
 	local -a envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-		HOME=/root LANG=C.UTF-8 TERM=dumb SUITES="$SUITES_INSIDE" TGT_MAJORS=none)
+		HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive
+		SUITES="$SUITES_INSIDE" TGT_MAJORS=none)
 	local v
 	for v in FUZZ_SECONDS TAP_TESTS KEEP_TMP; do
 		[[ -n ${!v:-} ]] && envs+=("$v=${!v}")
