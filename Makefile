@@ -14,6 +14,7 @@ OBJS = \
 	src/additions.o \
 	src/token_format.o \
 	src/tokens.o \
+	src/fresh_cache.o \
 	src/token_verify.o \
 	src/authorize.o \
 	src/request_headers.o \
@@ -41,10 +42,12 @@ SHLIB_LINK  = -ljansson -lcrypto
 # extension created in every test database.
 REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
-ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema
-ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
+# The specs live in test/isolation: --inputdir lets `make installcheck`
+# (pg_buildext, the Debian package's tests) find them.
+ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema settings_cache
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
-EXTRA_CLEAN = results regression.diffs regression.out log tmp_check \
+EXTRA_CLEAN = results regression.diffs regression.out log tmp_check output_iso .pg_version \
 	test/isolation/output_iso test/fuzz/bin .tmp
 
 # `make demo` and `make test` must work before the server headers are
@@ -62,6 +65,14 @@ endif
 # PGXS tracks no header dependencies: any header change rebuilds every
 # object (a struct layout seen two ways is a silent corruption).
 $(OBJS): $(wildcard src/*.h)
+
+# Nor does it notice another PG_CONFIG: objects built against another
+# major (or minor) are rebuilt, never linked into this one's library.
+PG_VERSION_STAMP := .pg_version
+ifneq ($(PGXS),)
+$(shell v='$(VERSION)'; [ "$$v" = "$$(cat $(PG_VERSION_STAMP) 2>/dev/null)" ] || echo "$$v" >$(PG_VERSION_STAMP))
+$(OBJS) $(OBJS:.o=.bc): $(PG_VERSION_STAMP)
+endif
 
 $(EXTENSION)--$(EXTVERSION).sql: src/$(EXTENSION).sql
 	cp $< $@

@@ -14,13 +14,35 @@
  */
 #include "tgt_profile.h"
 
+#include "fresh_cache.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-/* The client's settings; false when there is no such client. */
-bool
-tp_get_settings(const char *client, TpSettings *out)
+/* Settings kept per client, and that a client does not exist. */
+typedef struct SettingsEntry
+{
+	char		client[65];		/* the key */
+	bool		found;
+	TpSettings	settings;
+} SettingsEntry;
+
+/*
+ * Every call that acts on a client reads its settings: a fresh cache
+ * (fresh_cache.c), driven by the settings_changed trigger, answers what a
+ * fresh read would without the read.
+ */
+static TpFreshCache settings_cache = {
+	.relname = "settings",
+	.trigger = "settings_changed",
+	.keysize = sizeof(((SettingsEntry *) NULL)->client),
+	.entrysize = sizeof(SettingsEntry),
+	.max_entries = 1024,
+};
+
+/* The client's settings, read as committed now. */
+static bool
+read_settings(const char *client, TpSettings *out)
 {
 	static const AttrNumber cols[5] = {2, 3, 4, 5, 6};
 	Datum		key = CStringGetTextDatum(client);
@@ -36,6 +58,30 @@ tp_get_settings(const char *client, TpSettings *out)
 	out->has_daily_row_limit = !n[4];
 	out->daily_row_limit = n[4] ? 0 : DatumGetInt64(v[4]);
 	return true;
+}
+
+/* The client's settings; false when there is no such client. */
+bool
+tp_get_settings(const char *client, TpSettings *out)
+{
+	SettingsEntry entry;
+	SettingsEntry *e;
+
+	if (strlen(client) >= sizeof(entry.client))
+		return read_settings(client, out);	/* no such client: the key is
+											 * longer than any */
+	memset(&entry, 0, sizeof(entry));
+	strlcpy(entry.client, client, sizeof(entry.client));
+	if (tp_fresh_cache_prepare(&settings_cache) &&
+		(e = tp_fresh_cache_find(&settings_cache, &entry)) != NULL)
+	{
+		*out = e->settings;
+		return e->found;
+	}
+	entry.found = read_settings(client, &entry.settings);
+	tp_fresh_cache_keep(&settings_cache, &entry);
+	*out = entry.settings;
+	return entry.found;
 }
 
 void

@@ -6,6 +6,18 @@
 -- writes made with session_replication_role = replica (token_verify.c).
 ALTER TABLE tgt_profile.token_store ENABLE ALWAYS TRIGGER token_store_changed;
 
+-- Every change of settings tells the backends' settings caches (settings.c),
+-- always, like token_store_changed.
+CREATE FUNCTION tgt_profile.settings_changed()
+	RETURNS trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'tgtp_settings_changed';
+REVOKE ALL ON FUNCTION tgt_profile.settings_changed() FROM PUBLIC;
+CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON tgt_profile.settings
+	FOR EACH STATEMENT EXECUTE FUNCTION tgt_profile.settings_changed();
+ALTER TABLE tgt_profile.settings ENABLE ALWAYS TRIGGER settings_changed;
+
 /*
  * Bounds on settings (DESIGN.md "Bounds on settings"): max_token_ttl and
  * profile_lifetime at most 10 years, profile_lifetime at least an hour, no

@@ -322,6 +322,18 @@ CREATE TRIGGER token_store_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 -- caches are used only while this trigger fires always (token_verify.c).
 ALTER TABLE tgt_profile.token_store ENABLE ALWAYS TRIGGER token_store_changed;
 
+-- Every change of settings tells the backends' settings caches (settings.c),
+-- always, like token_store_changed.
+CREATE FUNCTION tgt_profile.settings_changed()
+	RETURNS trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'tgtp_settings_changed';
+REVOKE ALL ON FUNCTION tgt_profile.settings_changed() FROM PUBLIC;
+CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON tgt_profile.settings
+	FOR EACH STATEMENT EXECUTE FUNCTION tgt_profile.settings_changed();
+ALTER TABLE tgt_profile.settings ENABLE ALWAYS TRIGGER settings_changed;
+
 -- Validates and audits every change of settings, however it is made.
 CREATE FUNCTION tgt_profile.settings_guard()
 	RETURNS trigger

@@ -11,48 +11,27 @@
  * is compared with the clock, not the transaction's start.  No SPI, no
  * write, so it works on a hot standby.
  *
- * The cache follows PostgreSQL's catalog-cache protocol.  Every write to
- * token_store fires a statement trigger (token_store_changed) that
- * invalidates token_store's relcache entry; the invalidation reaches every
- * backend, and hot standbys through the commit record.  Each call first
- * accepts pending invalidations (any relcache invalidation empties the
- * cache); a miss then reads under a snapshot taken after that, and the row
- * is kept only when no invalidation arrived during the read.  A committed
- * revocation's invalidation is sent after the commit became visible, so a
- * read that missed the revocation is always followed by the invalidation
- * that discards it, before the next call answers.
- *
- * The cache is used only while the trigger it relies on is installed and
- * fires always (a database still at an older schema version, a disabled
- * trigger or one that session_replication_role would skip means every call
- * reads the table).  Only hashes are cached; the one-entry memo of the last
- * token text is zeroed at the end of every transaction.
+ * The cache is a fresh cache (fresh_cache.c): PostgreSQL's catalog-cache
+ * protocol, driven by the token_store_changed trigger, and used only while
+ * that trigger is installed and fires always.  Only hashes are cached; the
+ * one-entry memo of the last token text is zeroed at the end of every
+ * transaction.
  *
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
 
-#include "access/table.h"
+#include "fresh_cache.h"
 #include "access/xact.h"
-#include "catalog/pg_trigger.h"
-#include "commands/trigger.h"
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/rel.h"
 
 /* Tokens longer than this are refused before anything else is done. */
 #define MAX_PRESENTED_LEN 1024
 
 /* Entries kept at most; the cache is emptied when it is full. */
 #define TOKEN_CACHE_MAX 4096
-
-/* The trigger the cache relies on (tgt_profile--1.1 and later). */
-#define INVALIDATION_TRIGGER "token_store_changed"
 
 typedef struct TokenCacheKey
 {
@@ -70,10 +49,16 @@ typedef struct TokenCacheEntry
 	TimestampTz revoked_at;
 } TokenCacheEntry;
 
-static HTAB *token_cache = NULL;
-static bool token_cache_stale = true;	/* an invalidation arrived */
-static bool token_cache_usable = false; /* the trigger is installed */
-static bool callbacks_registered = false;
+static void memo_forget(void);
+
+static TpFreshCache token_cache = {
+	.relname = "token_store",
+	.trigger = "token_store_changed",
+	.keysize = sizeof(TokenCacheKey),
+	.entrysize = sizeof(TokenCacheEntry),
+	.max_entries = TOKEN_CACHE_MAX,
+	.on_reset = memo_forget,
+};
 
 /*
  * The last token verified, by its text, so that a statement checking one
@@ -101,84 +86,18 @@ memo_forget_at_xact_end(XactEvent event, void *arg)
 	memo_forget();
 }
 
-static void
-token_cache_invalidate(Datum arg, Oid relid)
-{
-	/* any relation: cheaper than looking up which one is ours */
-	token_cache_stale = true;
-}
-
-/*
- * Does token_store carry our invalidation trigger, enabled ALWAYS, for
- * every kind of write?  Read from the relcache entry, so a change of the
- * trigger (ALTER EXTENSION UPDATE, DISABLE TRIGGER) is itself an
- * invalidation that brings us back here.
- */
+/* Register the end-of-transaction hook once, then prepare the cache. */
 static bool
-invalidation_installed(void)
-{
-	Relation	rel = tp_open_table("token_store", AccessShareLock);
-	TriggerDesc *td = rel->trigdesc;
-	bool		found = false;
-
-	for (int i = 0; td != NULL && i < td->numtriggers && !found; i++)
-	{
-		Trigger    *t = &td->triggers[i];
-		char	   *fname;
-
-		if (strcmp(t->tgname, INVALIDATION_TRIGGER) != 0 ||
-			t->tgenabled != TRIGGER_FIRES_ALWAYS ||
-			TRIGGER_FOR_ROW(t->tgtype) ||
-			!TRIGGER_FOR_INSERT(t->tgtype) || !TRIGGER_FOR_UPDATE(t->tgtype) ||
-			!TRIGGER_FOR_DELETE(t->tgtype) || !TRIGGER_FOR_TRUNCATE(t->tgtype))
-			continue;
-		fname = get_func_name(t->tgfoid);
-		found = fname != NULL && strcmp(fname, INVALIDATION_TRIGGER) == 0 &&
-			get_func_namespace(t->tgfoid) == RelationGetNamespace(rel);
-	}
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-/*
- * Accept pending invalidations; after any, start an empty cache and decide
- * again whether it may be used.  Checking the trigger opens a relation,
- * which may accept further invalidations: repeat until none arrived.
- */
-static void
 token_cache_prepare(void)
 {
-	if (!callbacks_registered)
-	{
-		CacheRegisterRelcacheCallback(token_cache_invalidate, (Datum) 0);
-		RegisterXactCallback(memo_forget_at_xact_end, NULL);
-		callbacks_registered = true;
-	}
-	AcceptInvalidationMessages();
-	if (token_cache != NULL && hash_get_num_entries(token_cache) >= TOKEN_CACHE_MAX)
-		token_cache_stale = true;
-	while (token_cache_stale)
-	{
-		token_cache_stale = false;
-		memo_forget();
-		if (token_cache != NULL)
-		{
-			hash_destroy(token_cache);
-			token_cache = NULL;
-		}
-		token_cache_usable = invalidation_installed();
-	}
-	if (token_cache == NULL && token_cache_usable)
-	{
-		HASHCTL		ctl;
+	static bool registered = false;
 
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(TokenCacheKey);
-		ctl.entrysize = sizeof(TokenCacheEntry);
-		ctl.hcxt = TopMemoryContext;
-		token_cache = hash_create("tgt_profile token cache", 256, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (!registered)
+	{
+		RegisterXactCallback(memo_forget_at_xact_end, NULL);
+		registered = true;
 	}
+	return tp_fresh_cache_prepare(&token_cache);
 }
 
 /* The token row by (client, hash), read as committed now. */
@@ -210,33 +129,31 @@ read_token(const TokenCacheKey *key, TokenCacheEntry *out)
 	}
 }
 
-/* The token row, from the cache when it may answer, else from the table. */
-static void
+/*
+ * The token row, from the cache when it may answer, else from the table.
+ * False for a malformed token.  The cache holds only well-formed tokens,
+ * so a hit needs no format check (the common case: one token, many calls).
+ */
+static bool
 lookup_token(const char *client, const char *token, size_t len, TokenCacheEntry *out)
 {
 	TokenCacheKey key;
 	TokenCacheEntry *e;
-	bool		hit;
 
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.client, client, sizeof(key.client));
 	tp_token_hash(token, len, key.digest);
-	if (token_cache != NULL)
+	e = (TokenCacheEntry *) tp_fresh_cache_find(&token_cache, &key);
+	if (e != NULL)
 	{
-		e = (TokenCacheEntry *) hash_search(token_cache, &key, HASH_FIND, NULL);
-		if (e != NULL)
-		{
-			*out = *e;
-			return;
-		}
+		*out = *e;
+		return true;
 	}
+	if (!tp_token_well_formed(token, len))
+		return false;
 	read_token(&key, out);
-	/* keep nothing read while an invalidation arrived */
-	if (token_cache != NULL && !token_cache_stale)
-	{
-		e = (TokenCacheEntry *) hash_search(token_cache, &key, HASH_ENTER, &hit);
-		*e = *out;
-	}
+	tp_fresh_cache_keep(&token_cache, out);
+	return true;
 }
 
 static bool
@@ -265,37 +182,23 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
 {
 	TokenCacheEntry row;
 	TimestampTz now;
+	bool		usable;
 
 	if (len != TP_TOKEN_TEXT_LEN || strlen(client) >= sizeof(memo.client))
 		return false;
-	token_cache_prepare();
+	usable = token_cache_prepare();
 	/* the memo holds only well-formed tokens */
-	if (token_cache_usable && memo_matches(client, token))
+	if (usable && memo_matches(client, token))
 		row = memo.row;
 	else
 	{
-		if (!tp_token_well_formed(token, len))
+		if (!lookup_token(client, token, len, &row))
 			return false;
-		lookup_token(client, token, len, &row);
-		if (token_cache_usable && !token_cache_stale)
+		if (tp_fresh_cache_intact(&token_cache))
 			memo_store(client, token, &row);
 	}
 	now = tp_clock();
 	return row.found && row.expires_at > now && (!row.revoked || row.revoked_at > now);
-}
-
-/*
- * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON token_store FOR EACH
- * STATEMENT: tell every backend's token cache (see above).
- */
-TP_SQL_FUNCTION(tgtp_token_store_changed)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "token_store_changed must be called as a trigger");
-	CacheInvalidateRelcache(td->tg_relation);
-	PG_RETURN_POINTER(NULL);
 }
 
 /* verify_token(client, token) RETURNS boolean; false, never an error. */

@@ -45,7 +45,7 @@ REPO=$(cd "$HERE/../.." && pwd -P)
 
 CACHE=${TGT_CHROOT_CACHE:-/var/cache/tgt_profile/chroots}
 MIRROR=${TGT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SUITES_INSIDE=${MAJORS_SUITES:-regress isolation partitioned tap unit fuzz}
+SUITES_INSIDE=${MAJORS_SUITES:-regress isolation partitioned tap unit fuzz package}
 RESULTS=${MAJORS_RESULTS:-/dev/null}
 STAMP=.tgt_profile-chroot-complete
 # Where the source tree is copied inside a chroot.

@@ -8,7 +8,10 @@
 #   3. TAP              test/t/*.pl, as the postgres user, from a copy of test/
 #   4. unit             make -C test/unit check   (when test/unit/Makefile exists)
 #   5. fuzz             bash test/fuzz/run.sh     (when it exists; FUZZ_SECONDS)
-#   6. majors           bash test/tools/majors.sh: the suites above again on
+#   6. package          bash test/tools/package-test.sh: the Debian package
+#                       built, installed into the system PostgreSQL, used
+#                       and removed again (as root; skipped otherwise)
+#   7. majors           bash test/tools/majors.sh: the suites above again on
 #                       each other PostgreSQL major Debian carries (15, 17,
 #                       18), in Debian chroots (TGT_MAJORS; see majors.sh)
 #
@@ -22,14 +25,14 @@
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
 # the TAP scripts whose names start so), KEEP_TMP=1 (keep the
 # temporary directories), SUITES="regress isolation partitioned tap unit fuzz
-# majors" (a subset), TGT_MAJORS ("17 18", or none: the majors suite).
+# package majors" (a subset), TGT_MAJORS ("17 18", or none: the majors suite).
 set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-ALL_SUITES="regress isolation partitioned tap unit fuzz majors"
+ALL_SUITES="regress isolation partitioned tap unit fuzz package majors"
 SUITES=${SUITES:-$ALL_SUITES}
 echo "== PostgreSQL $PG_MAJOR: $PG_CONFIG"
 TOTAL_PASS=0
@@ -330,6 +333,33 @@ suite_fuzz() {
 	suite_done fuzz "$TAP_OK" "$fail" "$note"
 }
 
+# The package route (test/tools/package-test.sh prints TAP lines): builds
+# postgresql-NN-tgt-profile from a copy of the source, installs it into the
+# system PostgreSQL of this major, runs CREATE EXTENSION and a smoke test on
+# a throwaway cluster, removes it and puts back what it replaced.
+suite_package() {
+	echo
+	echo "== package: bash test/tools/package-test.sh (PostgreSQL $PG_MAJOR)"
+	local dir log rc
+	make_tmpdir dir package
+	log=$dir/package.log
+	rc=0
+	run_logged "$log" bash "$REPO/test/tools/package-test.sh" || rc=$?
+	count_tap "$log"
+	local fail=$TAP_NOTOK note
+	grep -E "$TAP_LINE|^# SKIP" "$log" | sed 's/^/   /'
+	note=$(sed -n 's/^# SKIP \(.*\)/skipped: \1/p' "$log" | head -n 1)
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="package-test.sh exited with status $rc"
+	fi
+	if ((rc != 0 || TAP_NOTOK > 0)); then
+		grep -vE '^ok( |$)' "$log" >"$log.failures"
+		show_file "$log.failures" 300
+	fi
+	suite_done package "$TAP_OK" "$fail" "$note"
+}
+
 # The other suites of this run again on every other major Debian carries,
 # each in a chroot of its Debian release (test/tools/majors.sh); one result
 # per major, and the chroot's own summary lines shown under it.
@@ -404,6 +434,7 @@ for suite in $SUITES; do
 	tap) suite_tap ;;
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
+	package) suite_package ;;
 	majors) suite_majors ;;
 	*)
 		log_error "unknown suite '$suite' in SUITES"
