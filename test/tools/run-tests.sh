@@ -11,7 +11,8 @@
 #   6. package          bash test/tools/package-test.sh: the Debian package
 #                       built, installed into the system PostgreSQL, used
 #                       and removed again (as root; skipped otherwise)
-#   7. majors           bash test/tools/majors.sh: the suites above again on
+#   7. demo             bash test/tools/demo.sh (`make demo`), one test
+#   8. majors           bash test/tools/majors.sh: the suites above again on
 #                       each other PostgreSQL major Debian carries (15, 17,
 #                       18), in Debian chroots (TGT_MAJORS; see majors.sh)
 #
@@ -25,14 +26,14 @@
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
 # the TAP scripts whose names start so), KEEP_TMP=1 (keep the
 # temporary directories), SUITES="regress isolation partitioned tap unit fuzz
-# package majors" (a subset), TGT_MAJORS ("17 18", or none: the majors suite).
+# package demo majors" (a subset), TGT_MAJORS ("17 18", or none: the majors suite).
 set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-ALL_SUITES="regress isolation partitioned tap unit fuzz package majors"
+ALL_SUITES="regress isolation partitioned tap unit fuzz package demo majors"
 SUITES=${SUITES:-$ALL_SUITES}
 echo "== PostgreSQL $PG_MAJOR: $PG_CONFIG"
 TOTAL_PASS=0
@@ -306,6 +307,24 @@ suite_unit() {
 	suite_done unit "$TAP_OK" "$fail" "$note"
 }
 
+# `make demo`, the README's other command, as one test: it must run to
+# the end (in the majors' chroots too, so on each Debian release's fresh
+# system).
+suite_demo() {
+	echo
+	echo "== demo: bash test/tools/demo.sh (make demo)"
+	local dir log rc=0
+	make_tmpdir dir demo
+	log=$dir/demo.log
+	run_logged "$log" bash "$REPO/test/tools/demo.sh" || rc=$?
+	if ((rc != 0)); then
+		show_file "$log" 200
+		suite_done demo 0 1 "make demo exited with status $rc"
+		return
+	fi
+	suite_done demo 1 0
+}
+
 suite_fuzz() {
 	echo
 	if [[ ! -f $REPO/test/fuzz/run.sh ]]; then
@@ -435,6 +454,7 @@ for suite in $SUITES; do
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
 	package) suite_package ;;
+	demo) suite_demo ;;
 	majors) suite_majors ;;
 	*)
 		log_error "unknown suite '$suite' in SUITES"
