@@ -279,6 +279,32 @@ suite_tap() {
 	suite_done "$suite" "$pass" "$fail"
 }
 
+# run_tap_suite NAME LIST WHAT CMD...: run CMD, which prints TAP lines, and
+# count them.  LIST=1 prints its result lines (and `# SKIP` notes: the
+# first one becomes the suite's note); WHAT names CMD in the note when it
+# fails without a `not ok`.  On failure, the log without its passing lines.
+run_tap_suite() {
+	local name=$1 list=$2 what=$3
+	shift 3
+	local dir log rc=0
+	make_tmpdir dir "$name"
+	log=$dir/$name.log
+	run_logged "$log" "$@" || rc=$?
+	count_tap "$log"
+	local fail=$TAP_NOTOK note
+	((list)) && grep -E "$TAP_LINE|^# SKIP" "$log" | sed 's/^/   /'
+	note=$(sed -n 's/^# SKIP \(.*\)/skipped: \1/p' "$log" | head -n 1)
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="$what exited with status $rc"
+	fi
+	if ((rc != 0 || TAP_NOTOK > 0)); then
+		grep -vE '^ok( |$)' "$log" >"$log.failures"
+		show_file "$log.failures" 400
+	fi
+	suite_done "$name" "$TAP_OK" "$fail" "$note"
+}
+
 suite_unit() {
 	echo
 	if [[ ! -f $REPO/test/unit/Makefile ]]; then
@@ -287,24 +313,9 @@ suite_unit() {
 		return
 	fi
 	echo "== unit: make -C test/unit check"
-	local dir log rc
-	make_tmpdir dir unit
-	log=$dir/unit.log
-	rc=0
-	run_logged "$log" make -C "$REPO/test/unit" --no-print-directory \
-		PG_CONFIG="$PG_CONFIG" check || rc=$?
-	count_tap "$log"
-	local fail=$TAP_NOTOK note=""
-	if ((rc != 0 && fail == 0)); then
-		fail=1
-		note="make check exited with status $rc"
-	fi
-	# Unit tests are many: on failure, show the log without its passing lines.
-	if ((rc != 0 || TAP_NOTOK > 0)); then
-		grep -vE '^ok( |$)' "$log" >"$log.failures"
-		show_file "$log.failures" 400
-	fi
-	suite_done unit "$TAP_OK" "$fail" "$note"
+	# unit tests are many: their lines are not listed
+	run_tap_suite unit 0 "make check" make -C "$REPO/test/unit" --no-print-directory \
+		PG_CONFIG="$PG_CONFIG" check
 }
 
 # `make demo`, the README's other command, as one test: it must run to
@@ -333,23 +344,7 @@ suite_fuzz() {
 		return
 	fi
 	echo "== fuzz: bash test/fuzz/run.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-default})"
-	local dir log rc
-	make_tmpdir dir fuzz
-	log=$dir/fuzz.log
-	rc=0
-	run_logged "$log" bash "$REPO/test/fuzz/run.sh" || rc=$?
-	count_tap "$log"
-	local fail=$TAP_NOTOK note=""
-	grep -E "$TAP_LINE" "$log" | sed 's/^/   /'
-	if ((rc != 0 && fail == 0)); then
-		fail=1
-		note="run.sh exited with status $rc"
-	fi
-	if ((rc != 0 || TAP_NOTOK > 0)); then
-		grep -vE '^ok( |$)' "$log" >"$log.failures"
-		show_file "$log.failures" 300
-	fi
-	suite_done fuzz "$TAP_OK" "$fail" "$note"
+	run_tap_suite fuzz 1 run.sh bash "$REPO/test/fuzz/run.sh"
 }
 
 # The package route (test/tools/package-test.sh prints TAP lines): builds
@@ -359,24 +354,7 @@ suite_fuzz() {
 suite_package() {
 	echo
 	echo "== package: bash test/tools/package-test.sh (PostgreSQL $PG_MAJOR)"
-	local dir log rc
-	make_tmpdir dir package
-	log=$dir/package.log
-	rc=0
-	run_logged "$log" bash "$REPO/test/tools/package-test.sh" || rc=$?
-	count_tap "$log"
-	local fail=$TAP_NOTOK note
-	grep -E "$TAP_LINE|^# SKIP" "$log" | sed 's/^/   /'
-	note=$(sed -n 's/^# SKIP \(.*\)/skipped: \1/p' "$log" | head -n 1)
-	if ((rc != 0 && fail == 0)); then
-		fail=1
-		note="package-test.sh exited with status $rc"
-	fi
-	if ((rc != 0 || TAP_NOTOK > 0)); then
-		grep -vE '^ok( |$)' "$log" >"$log.failures"
-		show_file "$log.failures" 300
-	fi
-	suite_done package "$TAP_OK" "$fail" "$note"
+	run_tap_suite package 1 package-test.sh bash "$REPO/test/tools/package-test.sh"
 }
 
 # The other suites of this run again on every other major Debian carries,
