@@ -87,9 +87,11 @@ demo:
 test:
 	@bash test/tools/run-tests.sh
 
-# Every benchmark runs, also after one missed a goal; the status says
-# whether any did.
+# Installs what it needs like the two commands (the data generators are
+# Python).  Every benchmark runs, also after one missed a goal; the status
+# says whether any did.
 bench:
+	@bash test/tools/deps.sh </dev/null
 	@rc=0; \
 	bash test/bench/run-bench.sh || rc=1; \
 	bash test/bench/bench-bulk.sh || rc=1; \

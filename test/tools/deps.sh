@@ -36,6 +36,7 @@ required=(
 	libssl-dev
 	libipc-run-perl
 	perl
+	python3
 	pgbouncer
 	clang
 	libclang-rt-dev
