@@ -57,7 +57,10 @@ PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
 ifneq ($(PGXS),)
 include $(PGXS)
 else ifneq ($(filter-out demo test bench deps print-tests valgrind,$(or $(MAKECMDGOALS),all)),)
-$(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-15, or run `make deps`)
+# The package to name: the major of PG_CONFIG, else the system's default.
+PG_MAJOR_HINT := $(shell PG_CONFIG='$(filter-out pg_config,$(PG_CONFIG))' bash -c \
+	'. test/tools/pg_major.sh && pg_major_detect && echo $$PG_MAJOR' 2>/dev/null)
+$(error PGXS not found (pg_config: $(PG_CONFIG)): install postgresql-server-dev-$(or $(PG_MAJOR_HINT),NN), or run `make deps`)
 endif
 
 # PGXS tracks no header dependencies: any header change rebuilds every
@@ -85,10 +88,16 @@ demo:
 test:
 	@bash test/tools/run-tests.sh
 
+# Installs what it needs like the two commands (the data generators are
+# Python).  Every benchmark runs, also after one missed a goal; the status
+# says whether any did.
 bench:
-	@bash test/bench/run-bench.sh
-	@bash test/bench/bench-bulk.sh
-	@bash test/bench/bench-memory.sh
+	@bash test/tools/deps.sh </dev/null
+	@rc=0; \
+	bash test/bench/run-bench.sh || rc=1; \
+	bash test/bench/bench-bulk.sh || rc=1; \
+	bash test/bench/bench-memory.sh || rc=1; \
+	exit $$rc
 
 # The pg_regress suite against a server under valgrind memcheck (slow: about
 # 3 minutes; not part of `make test`).

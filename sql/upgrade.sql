@@ -32,7 +32,8 @@ LANGUAGE sql AS $$
 	SELECT 'constraint', conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid)
 	  FROM pg_constraint WHERE connamespace = 'tgt_profile'::regnamespace
 	UNION ALL
-	SELECT 'trigger', tgrelid::regclass::text || '.' || tgname, pg_get_triggerdef(oid)
+	SELECT 'trigger', tgrelid::regclass::text || '.' || tgname,
+		   concat_ws(' | ', pg_get_triggerdef(oid), tgenabled)
 	  FROM pg_trigger
 	 WHERE NOT tgisinternal
 	   AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'tgt_profile'::regnamespace)
@@ -106,5 +107,25 @@ SELECT 'only after update' AS side, * FROM (TABLE updated EXCEPT TABLE fresh) a
 UNION ALL
 SELECT 'only in fresh install', * FROM (TABLE fresh EXCEPT TABLE updated) b
 ORDER BY 1, 2, 3;
+
+
+-- The same from 1.1 (a database created with the previous release).
+DROP EXTENSION tgt_profile;
+DROP SCHEMA tgt_profile;
+CREATE EXTENSION tgt_profile VERSION '1.1';
+SELECT extversion FROM pg_extension WHERE extname = 'tgt_profile';
+SELECT tgt_profile.create_client('upg11', true);
+SELECT token AS upg11_token FROM tgt_profile.generate_token('upg11') \gset
+SELECT status FROM tgt_profile.upsert_profile('upg11', '{"tier": "gold"}', 'v1', NULL, 'Bearer ' || :'upg11_token');
+ALTER EXTENSION tgt_profile UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'tgt_profile';
+SELECT tgt_profile.verify_token('upg11', :'upg11_token') AS token_valid,
+	   tgt_profile.get_profile('upg11', 'v1', "authorization" => 'Bearer ' || :'upg11_token')->'profile' AS profile;
+CREATE TEMP TABLE updated_11 AS SELECT * FROM pg_temp.tgtp_catalog();
+SELECT 'only after update' AS side, * FROM (TABLE updated_11 EXCEPT TABLE fresh) a
+UNION ALL
+SELECT 'only in fresh install', * FROM (TABLE fresh EXCEPT TABLE updated_11) b
+ORDER BY 1, 2, 3;
+SELECT tgt_profile.drop_client('upg11');
 
 DROP ROLE regress_upg_appr;

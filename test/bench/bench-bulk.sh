@@ -491,7 +491,7 @@ done
 ((MISMATCH)) && goal 0 "every method left the same profiles (see the errors above)"
 
 echo
-echo "Settings: PostgreSQL 15 defaults, fsync=on, synchronous_commit=on, full_page_writes=on;"
+echo "Settings: PostgreSQL $PG_MAJOR defaults, fsync=on, synchronous_commit=on, full_page_writes=on;"
 echo "tgt_profile.max_batch_bytes=200MB per session.  Library: $LIB as of the start (md5 $LIB_MD5...)."
 echo "Rounds: $ROUNDS.  Load average (1/5/15 min) at the start: $LOAD_START; at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)."
 echo "Total run time: $((SECONDS - T_START)) s."

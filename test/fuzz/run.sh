@@ -4,7 +4,7 @@
 # is not modified; new inputs the fuzzer finds are thrown away).
 #
 #   FUZZ_SECONDS   seconds per target (default 60)
-#   CLANG          the compiler (default: clang, else clang-14)
+#   CLANG          the compiler (default: clang, else the newest clang-NN)
 #
 # Prints one TAP line per target, `ok - fuzz <target> (<runs> runs)` or
 # `not ok - fuzz <target>`, and exits non-zero when a target failed.  The
@@ -17,22 +17,30 @@ BIN=$HERE/bin
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 TARGETS="fuzz_adobe fuzz_ndjson fuzz_json_array"
 
-CC=${CLANG:-}
-if [[ -z $CC ]]; then
-	for c in clang clang-14; do
-		if command -v "$c" >/dev/null 2>&1; then
-			CC=$c
-			break
-		fi
-	done
-fi
+# Debian's `clang` (the default LLVM, with libclang-rt-dev), else the
+# newest clang-NN found in PATH.
+find_clang() {
+	if command -v clang >/dev/null 2>&1; then
+		echo clang
+		return
+	fi
+	local d f
+	local IFS=:
+	for d in $PATH; do
+		for f in "$d"/clang-[0-9]*; do
+			[[ -x $f && $(basename "$f") =~ ^clang-[0-9]+$ ]] && basename "$f"
+		done
+	done | sort -t- -k2,2n -u | tail -n 1
+}
+
+CC=${CLANG:-$(find_clang)}
 
 fail=0
 if [[ -z $CC ]]; then
 	for t in $TARGETS; do
 		echo "not ok - fuzz $t"
 	done
-	echo "# clang not found (install clang and libclang-rt-14-dev)"
+	echo "# clang not found (install clang and libclang-rt-dev, or run test/tools/deps.sh)"
 	exit 1
 fi
 

@@ -1,4 +1,4 @@
-# purge_expired scheduled with pg_cron (Debian's postgresql-15-cron) on a
+# purge_expired scheduled with pg_cron (Debian's postgresql-NN-cron) on a
 # throwaway cluster: expired profiles go, fresh ones stay, the job succeeds.
 use strict;
 use warnings;

@@ -3,7 +3,8 @@
 #
 #   . "$(dirname "$0")/common.sh"
 #
-# Sourcing sets REPO (the repository root), PG_BINDIR, PG_CONFIG and a trap
+# Sourcing sets REPO (the repository root), PG_MAJOR (pg_major.sh says how
+# it is found), PG_BINDIR, PG_CONFIG and a trap
 # that, on EXIT, INT and TERM (also after a failure), stops every cluster
 # started with cluster_start and removes every directory made with
 # make_tmpdir.  Set KEEP_TMP=1 to keep the directories for a post-mortem.
@@ -29,8 +30,18 @@
 #                          stops CMD and cleans up at once.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-PG_MAJOR=${PG_MAJOR:-15}
-PG_BINDIR=${TGT_PG_BINDIR:-/usr/lib/postgresql/$PG_MAJOR/bin}
+# shellcheck source-path=SCRIPTDIR source=pg_major.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pg_major.sh"
+pg_major_detect || exit 1
+# The server installation: TGT_PG_BINDIR (a relocated copy), else the one
+# of a PG_CONFIG given, else Debian's /usr/lib/postgresql/PG_MAJOR.
+if [[ -n ${TGT_PG_BINDIR:-} ]]; then
+	PG_BINDIR=$TGT_PG_BINDIR
+elif [[ -n ${PG_CONFIG:-} ]]; then
+	PG_BINDIR=$("$PG_CONFIG" --bindir 2>/dev/null) || PG_BINDIR=$(dirname "$PG_CONFIG")
+else
+	PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+fi
 PG_CONFIG=$PG_BINDIR/pg_config
 export REPO PG_MAJOR PG_BINDIR PG_CONFIG
 

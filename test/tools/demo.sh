@@ -23,7 +23,7 @@ if [[ ! -f $DEMO_SQL ]]; then
 	exit 1
 fi
 
-echo "== cluster: initdb and start a throwaway PostgreSQL 15 (as postgres)"
+echo "== cluster: initdb and start a throwaway PostgreSQL $PG_MAJOR (as postgres)"
 # shellcheck disable=SC2119  # no arguments: default directory, unix socket only
 cluster_start || exit 1
 echo "   socket $PGHOST, port $PGPORT, user $PGUSER, database $PGDATABASE"

@@ -1,30 +1,45 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages that building and testing tgt_profile need,
-# but only those that are missing: a second run is one dpkg-query call.
+# Install the Debian packages that building and testing tgt_profile need,
+# for this system's PostgreSQL major, but only those that are missing: a
+# second run is one dpkg-query call.
 #
 #   bash test/tools/deps.sh        (or: make deps)
 #
 # As root, missing packages are installed with apt-get (apt-get update only
 # when something is missing).  As another user, prints what to install and
 # exits 1.  Also makes sure the `postgres` system user exists: initdb refuses
-# root, so the throwaway clusters run as that user.
+# root, so the throwaway clusters run as that user.  Works on Debian 12
+# (PostgreSQL 15), 13 (17) and unstable (18).
 set -u -o pipefail
 
-# The PostgreSQL major built against (PG_MAJOR, default 15; common.sh reads
-# the same variable).
-PG_MAJOR=${PG_MAJOR:-15}
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "ERROR: deps: dpkg-query not found: this script expects Debian 12, 13 or unstable" >&2
+	exit 1
+fi
 
+# The PostgreSQL major built against: PG_MAJOR, else the one of PG_CONFIG
+# or TGT_PG_BINDIR, else the system's default (pg_major.sh; common.sh finds
+# the same one).
+# shellcheck source-path=SCRIPTDIR source=pg_major.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pg_major.sh"
+pg_major_detect || exit 1
+
+# pgcrypto comes with postgresql-NN itself (postgresql-contrib is only a
+# metapackage for the default major).  clang and libclang-rt-dev are
+# Debian's metapackages for its default LLVM (libFuzzer and the sanitizer
+# runtimes are in libclang-rt-NN-dev).  perl: prove and the TAP modules.
 required=(
 	"postgresql-$PG_MAJOR"
 	"postgresql-server-dev-$PG_MAJOR"
-	postgresql-contrib
+	"postgresql-$PG_MAJOR-cron"
 	libjansson-dev
 	libssl-dev
 	libipc-run-perl
+	perl
+	python3
 	pgbouncer
-	"postgresql-$PG_MAJOR-cron"
 	clang
-	libclang-rt-14-dev
+	libclang-rt-dev
 	make
 	gcc
 )
@@ -56,11 +71,6 @@ ensure_postgres_user() {
 	useradd --system --user-group --home-dir /var/lib/postgresql \
 		--shell /bin/bash postgres || return 1
 }
-
-if ! command -v dpkg-query >/dev/null 2>&1; then
-	echo "deps: dpkg-query not found: this script expects Debian 12 (bookworm)" >&2
-	exit 1
-fi
 
 mapfile -t miss_req < <(missing_of "${required[@]}")
 if ((${#miss_req[@]} == 0)); then

@@ -15,6 +15,13 @@
 #   7. package          bash test/tools/package-test.sh: the Debian package
 #                       built, installed into the system PostgreSQL, used
 #                       and removed again (as root; skipped otherwise)
+#   8. demo             bash test/tools/demo.sh (`make demo`), one test
+#   9. majors           bash test/tools/majors.sh: the suites above again on
+#                       each other PostgreSQL major Debian carries (15, 17,
+#                       18), in Debian chroots (TGT_MAJORS; see majors.sh)
+#
+# The PostgreSQL major is this system's (or PG_MAJOR's, PG_CONFIG's,
+# TGT_PG_BINDIR's: see pg_major.sh).
 #
 # The last line is always `N passed, N failed`, counting every individual
 # test of every suite (a suite that could not run counts as one failure);
@@ -22,16 +29,19 @@
 #
 # Environment: FUZZ_SECONDS (passed to the fuzz suite), TAP_TESTS="011 017" (only
 # the TAP scripts whose names start so), KEEP_TMP=1 (keep the
-# temporary directories), SUITES="regress isolation partitioned tap citus unit fuzz package" (a subset),
-# TGT_CITUS_DIR (Citus's test files: install.sh and the tarballs; default
-# ../shared/citus beside the repository).
+# temporary directories), SUITES="regress isolation partitioned tap citus unit
+# fuzz package demo majors" (a subset), TGT_MAJORS ("17 18", or none: the
+# majors suite), TGT_CITUS_DIR (Citus's test files: install.sh and the
+# tarballs; default ../shared/citus beside the repository).
 set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO" || exit 1
 
-SUITES=${SUITES:-regress isolation partitioned tap citus unit fuzz package}
+ALL_SUITES="regress isolation partitioned tap citus unit fuzz package demo majors"
+SUITES=${SUITES:-$ALL_SUITES}
+echo "== PostgreSQL $PG_MAJOR: $PG_CONFIG"
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -137,7 +147,7 @@ run_regress_suite() {
 		return
 	fi
 	if [[ ! -x $prog ]]; then
-		log_error "$prog not found (postgresql-server-dev-15)"
+		log_error "$prog not found (install postgresql-server-dev-$PG_MAJOR, or run test/tools/deps.sh)"
 		suite_done "$name" 0 1 "could not run"
 		return
 	fi
@@ -321,6 +331,32 @@ suite_citus() {
 	suite_tap citus "" citus
 }
 
+# run_tap_suite NAME LIST WHAT CMD...: run CMD, which prints TAP lines, and
+# count them.  LIST=1 prints its result lines (and `# SKIP` notes: the
+# first one becomes the suite's note); WHAT names CMD in the note when it
+# fails without a `not ok`.  On failure, the log without its passing lines.
+run_tap_suite() {
+	local name=$1 list=$2 what=$3
+	shift 3
+	local dir log rc=0
+	make_tmpdir dir "$name"
+	log=$dir/$name.log
+	run_logged "$log" "$@" || rc=$?
+	count_tap "$log"
+	local fail=$TAP_NOTOK note
+	((list)) && grep -E "$TAP_LINE|^# SKIP" "$log" | sed 's/^/   /'
+	note=$(sed -n 's/^# SKIP \(.*\)/skipped: \1/p' "$log" | head -n 1)
+	if ((rc != 0 && fail == 0)); then
+		fail=1
+		note="$what exited with status $rc"
+	fi
+	if ((rc != 0 || TAP_NOTOK > 0)); then
+		grep -vE '^ok( |$)' "$log" >"$log.failures"
+		show_file "$log.failures" 400
+	fi
+	suite_done "$name" "$TAP_OK" "$fail" "$note"
+}
+
 suite_unit() {
 	echo
 	if [[ ! -f $REPO/test/unit/Makefile ]]; then
@@ -329,24 +365,27 @@ suite_unit() {
 		return
 	fi
 	echo "== unit: make -C test/unit check"
-	local dir log rc
-	make_tmpdir dir unit
-	log=$dir/unit.log
-	rc=0
-	run_logged "$log" make -C "$REPO/test/unit" --no-print-directory \
-		PG_CONFIG="$PG_CONFIG" check || rc=$?
-	count_tap "$log"
-	local fail=$TAP_NOTOK note=""
-	if ((rc != 0 && fail == 0)); then
-		fail=1
-		note="make check exited with status $rc"
+	# unit tests are many: their lines are not listed
+	run_tap_suite unit 0 "make check" make -C "$REPO/test/unit" --no-print-directory \
+		PG_CONFIG="$PG_CONFIG" check
+}
+
+# `make demo`, the README's other command, as one test: it must run to
+# the end (in the majors' chroots too, so on each Debian release's fresh
+# system).
+suite_demo() {
+	echo
+	echo "== demo: bash test/tools/demo.sh (make demo)"
+	local dir log rc=0
+	make_tmpdir dir demo
+	log=$dir/demo.log
+	run_logged "$log" bash "$REPO/test/tools/demo.sh" || rc=$?
+	if ((rc != 0)); then
+		show_file "$log" 200
+		suite_done demo 0 1 "make demo exited with status $rc"
+		return
 	fi
-	# Unit tests are many: on failure, show the log without its passing lines.
-	if ((rc != 0 || TAP_NOTOK > 0)); then
-		grep -vE '^ok( |$)' "$log" >"$log.failures"
-		show_file "$log.failures" 400
-	fi
-	suite_done unit "$TAP_OK" "$fail" "$note"
+	suite_done demo 1 0
 }
 
 suite_fuzz() {
@@ -357,23 +396,7 @@ suite_fuzz() {
 		return
 	fi
 	echo "== fuzz: bash test/fuzz/run.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-default})"
-	local dir log rc
-	make_tmpdir dir fuzz
-	log=$dir/fuzz.log
-	rc=0
-	run_logged "$log" bash "$REPO/test/fuzz/run.sh" || rc=$?
-	count_tap "$log"
-	local fail=$TAP_NOTOK note=""
-	grep -E "$TAP_LINE" "$log" | sed 's/^/   /'
-	if ((rc != 0 && fail == 0)); then
-		fail=1
-		note="run.sh exited with status $rc"
-	fi
-	if ((rc != 0 || TAP_NOTOK > 0)); then
-		grep -vE '^ok( |$)' "$log" >"$log.failures"
-		show_file "$log.failures" 300
-	fi
-	suite_done fuzz "$TAP_OK" "$fail" "$note"
+	run_tap_suite fuzz 1 run.sh bash "$REPO/test/fuzz/run.sh"
 }
 
 # The package route (test/tools/package-test.sh prints TAP lines): builds
@@ -383,24 +406,52 @@ suite_fuzz() {
 suite_package() {
 	echo
 	echo "== package: bash test/tools/package-test.sh (PostgreSQL $PG_MAJOR)"
-	local dir log rc
-	make_tmpdir dir package
-	log=$dir/package.log
-	rc=0
-	run_logged "$log" bash "$REPO/test/tools/package-test.sh" || rc=$?
-	count_tap "$log"
-	local fail=$TAP_NOTOK note
-	grep -E "$TAP_LINE|^# SKIP" "$log" | sed 's/^/   /'
-	note=$(sed -n 's/^# SKIP \(.*\)/skipped: \1/p' "$log" | head -n 1)
-	if ((rc != 0 && fail == 0)); then
-		fail=1
-		note="package-test.sh exited with status $rc"
+	run_tap_suite package 1 package-test.sh bash "$REPO/test/tools/package-test.sh"
+}
+
+# The other suites of this run again on every other major Debian carries,
+# each in a chroot of its Debian release (test/tools/majors.sh); one result
+# per major, and the chroot's own summary lines shown under it.
+suite_majors() {
+	echo
+	if [[ ${TGT_MAJORS:-} == none ]]; then
+		echo "== majors: skipped (TGT_MAJORS=none)"
+		suite_done majors 0 0 "skipped: TGT_MAJORS=none"
+		return
 	fi
-	if ((rc != 0 || TAP_NOTOK > 0)); then
-		grep -vE '^ok( |$)' "$log" >"$log.failures"
-		show_file "$log.failures" 300
+	# Every suite of this run but this one (all of them when only this one).
+	local s inner=""
+	for s in $SUITES; do
+		[[ $s == majors ]] || inner+="${inner:+ }$s"
+	done
+	if [[ -z $inner ]]; then
+		for s in $ALL_SUITES; do
+			[[ $s == majors ]] || inner+="${inner:+ }$s"
+		done
 	fi
-	suite_done package "$TAP_OK" "$fail" "$note"
+	local dir rc=0
+	make_tmpdir dir majors
+	: >"$dir/results"
+	SHOW=1 run_logged "$dir/majors.log" env MAJORS_RESULTS="$dir/results" \
+		MAJORS_SUITES="$inner" \
+		bash "$REPO/test/tools/majors.sh" || rc=$?
+	local kind name pass fail note got=0
+	while IFS=$'\t' read -r kind name pass fail note; do
+		case $kind in
+		RESULT)
+			suite_done "$name" "$pass" "$fail" "$note"
+			got=1
+			;;
+		DETAIL) SUMMARY+=("  [${name#majors-}] $pass") ;;
+		esac
+	done <"$dir/results"
+	if ((!got)); then
+		if ((rc == 0)); then
+			suite_done majors 0 0 "no other major to test"
+		else
+			suite_done majors 0 1 "majors.sh exited with status $rc and no result"
+		fi
+	fi
 }
 
 # ---------------------------------------------------------------------------
@@ -434,6 +485,8 @@ for suite in $SUITES; do
 	unit) suite_unit ;;
 	fuzz) suite_fuzz ;;
 	package) suite_package ;;
+	demo) suite_demo ;;
+	majors) suite_majors ;;
 	*)
 		log_error "unknown suite '$suite' in SUITES"
 		suite_done "$suite" 0 1 "unknown suite"
