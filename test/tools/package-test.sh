@@ -31,6 +31,11 @@ set -u -o pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source-path=SCRIPTDIR source=host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/host.sh"
+
+# make test's TAP_TESTS (a filter of test/t) is PGXS's switch for TAP
+# suites in `make installcheck`: the package build and its autopkgtest must
+# not see it.
+unset TAP_TESTS
 cd "$REPO" || exit 1
 
 FAILED=0
