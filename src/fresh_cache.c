@@ -103,34 +103,36 @@ invalidation_installed(const char *relname, const char *trigger)
 bool
 tp_fresh_cache_prepare(TpFreshCache *cache)
 {
+	bool		usable;
+	HASHCTL		ctl;
+
 	register_cache(cache);
 	AcceptInvalidationMessages();
 	if (cache->htab != NULL && hash_get_num_entries(cache->htab) >= cache->max_entries)
 		cache->stale = true;
-	while (cache->stale)
+	if (!cache->stale)
+		return cache->htab != NULL;
+	if (cache->htab != NULL)
+	{
+		hash_destroy(cache->htab);
+		cache->htab = NULL;
+	}
+	do
 	{
 		cache->stale = false;
 		if (cache->on_reset)
 			cache->on_reset();
-		if (cache->htab != NULL)
-		{
-			hash_destroy(cache->htab);
-			cache->htab = NULL;
-		}
-		cache->usable = invalidation_installed(cache->relname, cache->trigger);
-	}
-	if (cache->htab == NULL && cache->usable)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = cache->keysize;
-		ctl.entrysize = cache->entrysize;
-		ctl.hcxt = TopMemoryContext;
-		cache->htab = hash_create(cache->trigger, 256, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	return cache->usable;
+		usable = invalidation_installed(cache->relname, cache->trigger);
+	} while (cache->stale);
+	if (!usable)
+		return false;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = cache->keysize;
+	ctl.entrysize = cache->entrysize;
+	ctl.hcxt = TopMemoryContext;
+	cache->htab = hash_create(cache->trigger, 256, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return true;
 }
 
 /* The entry kept for key, or NULL. */

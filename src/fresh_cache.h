@@ -24,9 +24,9 @@ typedef struct TpFreshCache
 	void		(*on_reset) (void); /* forget what was derived from it */
 
 	/* kept by fresh_cache.c */
-	HTAB	   *htab;			/* NULL while unusable */
+	HTAB	   *htab;			/* NULL while the cache may not be used
+								 * (its trigger is missing or not ALWAYS) */
 	bool		stale;			/* an invalidation arrived */
-	bool		usable;			/* the trigger is installed, fires always */
 } TpFreshCache;
 
 extern bool tp_fresh_cache_prepare(TpFreshCache *cache);

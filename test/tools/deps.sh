@@ -22,6 +22,8 @@ fi
 # the same one).
 # shellcheck source-path=SCRIPTDIR source=pg_major.sh
 . "$(dirname "${BASH_SOURCE[0]}")/pg_major.sh"
+# shellcheck source-path=SCRIPTDIR source=host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host.sh"
 pg_major_detect || exit 1
 
 # pgcrypto comes with postgresql-NN itself (postgresql-contrib is only a
@@ -48,17 +50,6 @@ optional=(
 	valgrind
 )
 
-# Print the names among "$@" that are not fully installed.
-missing_of() {
-	local installed
-	# Unknown names make dpkg-query complain and exit 1: they count as missing.
-	installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null |
-		awk '$2 == "ii" { print $1 }')
-	local p
-	for p in "$@"; do
-		grep -qxF -- "$p" <<<"$installed" || printf '%s\n' "$p"
-	done
-}
 
 ensure_postgres_user() {
 	id postgres >/dev/null 2>&1 && return 0

@@ -42,6 +42,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd -P)
 # shellcheck source-path=SCRIPTDIR source=pg_major.sh
 . "$HERE/pg_major.sh"
+# shellcheck source-path=SCRIPTDIR source=host.sh
+. "$HERE/host.sh"
 
 CACHE=${TGT_CHROOT_CACHE:-/var/cache/tgt_profile/chroots}
 MIRROR=${TGT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -213,26 +215,6 @@ ensure_chroot() {
 	echo "majors: chroot $codename built in $(fmt_secs $((SECONDS - t0)))"
 }
 
-# Copy the source tree into DEST: git's tracked and untracked files that
-# are not ignored (no build products); without git, everything but .git
-# and the build products.
-copy_source() {
-	local dest=$1
-	rm -rf --one-file-system "$dest" && mkdir -p "$dest" || return 1
-	if command -v git >/dev/null 2>&1 &&
-		git -C "$REPO" ls-files >/dev/null 2>&1; then
-		git -C "$REPO" ls-files -z -co --exclude-standard |
-			tar -C "$REPO" --null --ignore-failed-read -T - -cf - 2>/dev/null |
-			tar -C "$dest" -xf -
-	else
-		tar -C "$REPO" --exclude=./.git --exclude='*.o' --exclude='*.so' \
-			--exclude='*.bc' --exclude='./tgt_profile--*.sql' \
-			--exclude=./results --exclude=./tmp_check --exclude=./log \
-			--exclude=./regression.diffs --exclude=./regression.out \
-			--exclude=./test/isolation/output_iso --exclude=./test/fuzz/bin \
-			--exclude=./.tmp -cf - . | tar -C "$dest" -xf -
-	fi
-}
 
 # run_major MAJOR: build or reuse its chroot, run the suites there, report.
 run_major() {
@@ -269,7 +251,7 @@ run_major() {
 	# Leftovers of an interrupted run.
 	stop_chroot_processes "$dir"
 	umount_chroot "$dir"
-	if ! copy_source "$dir$SRC_IN"; then
+	if ! copy_source_tree "$REPO" "$dir$SRC_IN"; then
 		exec {lockfd}>&-
 		result "$name" 0 1 "could not copy the source tree into $dir$SRC_IN"
 		return

@@ -29,6 +29,13 @@ set -u -o pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host.sh"
+
+# make test's TAP_TESTS (a filter of test/t) is PGXS's switch for TAP
+# suites in `make installcheck`: the package build and its autopkgtest must
+# not see it.
+unset TAP_TESTS
 cd "$REPO" || exit 1
 
 FAILED=0
@@ -119,30 +126,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/tgt_profile-package.XXXXXX") || exit 1
 _TMPDIRS+=("$WORK")
 chmod 755 "$WORK" || exit 1
 SRC=$WORK/tgt-profile-$EXTVERSION
-mkdir -p "$SRC" || exit 1
-copy_source() {
-	if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		git -C "$REPO" ls-files -z --cached --others --exclude-standard |
-			tar -C "$REPO" --null --ignore-failed-read -T - -cf - 2>/dev/null |
-			tar -C "$SRC" -xf -
-	else
-		tar -C "$REPO" --exclude=.git -cf - . | tar -C "$SRC" -xf -
-	fi
-}
-if ! copy_source; then
+if ! copy_source_tree "$REPO" "$SRC"; then
 	tap_fail "source copied to $SRC"
 	finish
 fi
 
-# Print the names among "$@" that are not fully installed.
-missing_of() {
-	local installed p
-	installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null |
-		awk '$2 == "ii" { print $1 }')
-	for p in "$@"; do
-		grep -qxF -- "$p" <<<"$installed" || printf '%s\n' "$p"
-	done
-}
 
 # Build dependencies: dpkg-dev (dpkg-checkbuilddeps), the server and headers
 # of this major, then whatever debian/control's Build-Depends still lacks
