@@ -43,12 +43,15 @@
 #include "access/transam.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -86,6 +89,26 @@ function_is_ours(Oid funcid)
 		proc->pronamespace == get_namespace_oid(TGTP_SCHEMA, true);
 	ReleaseSysCache(tup);
 	return ours;
+}
+
+/*
+ * Citus's own trigger on a distributed table's shell (it forwards a
+ * TRUNCATE to the shards): a C function of the extension citus, which only
+ * a superuser installs.  Part of the engine that holds the table, as the
+ * table access method is.
+ */
+static bool
+function_is_citus_truncate(Oid funcid)
+{
+	Oid			citus = get_extension_oid("citus", true);
+	char	   *name;
+	bool		ok;
+
+	if (!OidIsValid(citus) || getExtensionOfObject(ProcedureRelationId, funcid) != citus)
+		return false;
+	name = get_func_name(funcid);
+	ok = name != NULL && strcmp(name, "citus_truncate_trigger") == 0;
+	return ok;
 }
 
 /* Built in, or ours. */
@@ -308,7 +331,7 @@ check_triggers(Relation rel, List **visited)
 			}
 			continue;
 		}
-		if (!function_is_ours(t->tgfoid))
+		if (!function_is_ours(t->tgfoid) && !function_is_citus_truncate(t->tgfoid))
 			refuse(rel, psprintf("trigger \"%s\"", t->tgname), InvalidOid);
 	}
 	if (rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
@@ -532,7 +555,9 @@ tp_check_profiles_writable(Relation rel)
 {
 	if (rel->rd_rel->relispartition)
 	{
-		Relation	parent = tp_open_table("profiles", RowExclusiveLock);
+		/* the table, or on Citus its shard on this node */
+		Relation	parent = table_open(get_partition_parent(RelationGetRelid(rel), false),
+										RowExclusiveLock);
 
 		tp_check_no_dba_code(parent);
 		table_close(parent, NoLock);

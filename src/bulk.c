@@ -164,6 +164,8 @@ typedef struct Batch
 	int64		batch_id;
 	bool		create_missing;
 	bool		assume_new;		/* this chunk's keys are taken to be new */
+	bool		remote;			/* the client's shard is on another node
+								 * (Citus): read and write through SQL */
 	int64		found;			/* existing profiles the last read found */
 	int64		row_limit;		/* max_batch_rows or what the quota leaves */
 	bool		quota_bound;	/* row_limit comes from the daily quota */
@@ -406,6 +408,43 @@ keep_fetched(ChunkMap *m, TupleTableSlot *slot)
 		map_key(m, TP_KEY_THIRD_PARTY_ID, row.third_party_id, p);
 }
 
+static Datum array_of(Datum *items, int n, Oid type, int16 len, bool byval, char align);
+
+/*
+ * The same where the client's shard is on another node (Citus): one
+ * statement for the chunk's keys, which Citus routes to the shard.  rel is
+ * the shell standing for it here, closed before returning.
+ */
+static int
+fetch_profiles_by_sql(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys,
+					  Relation rel)
+{
+	static const char *const cols[2][2] = {{"client", "tnt_id"}, {"client", "third_party_id"}};
+	static const Oid types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum	   *ids = palloc(sizeof(Datum) * nkeys);
+	Datum		k[2];
+	List	   *rows;
+	ListCell   *lc;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	int			found = 0;
+
+	for (int i = 0; i < nkeys; i++)
+		ids[i] = CStringGetTextDatum(keys[i]);
+	k[0] = CStringGetTextDatum(b->client);
+	k[1] = array_of(ids, nkeys, TEXTOID, -1, false, TYPALIGN_INT);
+	rows = tp_sql_rows("profiles", 2, cols[kind == TP_KEY_PCID ? 0 : 1], types, k, true);
+	foreach(lc, rows)
+	{
+		ExecStoreHeapTuple(lfirst(lc), slot, false);
+		keep_fetched(m, slot);
+		found++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	list_free_deep(rows);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /*
  * Fetch the existing profiles named by the chunk's keys of one kind, by a
  * direct probe of the unique index per key (in key order): a cost per key
@@ -429,9 +468,10 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 		return 0;
 	qsort(keys, nkeys, sizeof(char *), cmp_str);
 	CommandCounterIncrement();
+	if (!tp_open_profiles(b->client, kind == TP_KEY_PCID ? "profiles_pkey" : "profiles_third_party_id_key",
+						  AccessShareLock, &rel, &idx))
+		return fetch_profiles_by_sql(b, m, kind, keys, nkeys, rel);
 	snap = RegisterSnapshot(GetTransactionSnapshot());
-	tp_open_profiles(b->client, kind == TP_KEY_PCID ? "profiles_pkey" : "profiles_third_party_id_key",
-					 AccessShareLock, &rel, &idx);
 	slot = table_slot_create(rel, NULL);
 	scan = tp_index_beginscan(rel, idx, snap, 2, 0);
 	for (int i = 0; i < nkeys; i++)
@@ -833,6 +873,12 @@ try_plain_insert(Batch *b, WriteSet *w)
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 
+	/*
+	 * Through Citus a unique violation comes back as XX000, from COPY:
+	 * there, only the statement that reports its misses is used.
+	 */
+	if (b->remote)
+		return false;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
@@ -1145,7 +1191,7 @@ apply_chunk(Batch *b)
 					 errhint("Retry the batch.")));
 	}
 	/* a chunk whose keys all were new suggests the next one's are too */
-	b->assume_new = b->create_missing && b->found == 0;
+	b->assume_new = !b->remote && b->create_missing && b->found == 0;
 	record_rejects(b);
 	count_chunk(b);
 	b->nrecs = 0;
@@ -1370,6 +1416,7 @@ TP_SQL_FUNCTION(tgtp_bulk_update)
 	memset(&b, 0, sizeof(b));
 	b.client = client;
 	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	b.remote = !tp_client_rows_here("profiles", client);
 
 	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
 	if (reader == NULL)

@@ -154,14 +154,27 @@ tp_fresh_cache_intact(TpFreshCache *cache)
 	return cache->htab != NULL && !cache->stale;
 }
 
-/* Keep a row read since tp_fresh_cache_prepare, unless it may be stale. */
+/*
+ * May a row read since tp_fresh_cache_prepare be kept?  Not when it may be
+ * stale, nor when it was read from another node (Citus): a change there
+ * invalidates the caches of that node only.  key starts with the client's
+ * code.
+ */
+bool
+tp_fresh_cache_may_keep(TpFreshCache *cache, const void *key)
+{
+	return tp_fresh_cache_intact(cache) &&
+		tp_client_rows_here(cache->relname, (const char *) key);
+}
+
+/* Keep a row read since tp_fresh_cache_prepare, when it may be kept. */
 void
 tp_fresh_cache_keep(TpFreshCache *cache, const void *entry)
 {
 	bool		found;
 	void	   *e;
 
-	if (!tp_fresh_cache_intact(cache))
+	if (!tp_fresh_cache_may_keep(cache, entry))
 		return;
 	e = hash_search(cache->htab, entry, HASH_ENTER, &found);
 	memcpy(e, entry, cache->entrysize);

@@ -18,7 +18,8 @@ typedef struct TpFreshCache
 	const char *relname;		/* the table whose rows are cached */
 	const char *trigger;		/* its invalidating trigger, and the
 								 * trigger's function, of the same name */
-	Size		keysize;		/* an entry starts with its key */
+	Size		keysize;		/* an entry starts with its key, and the key
+								 * with the client's code (char[]) */
 	Size		entrysize;
 	long		max_entries;	/* emptied when full */
 	void		(*on_reset) (void); /* forget what was derived from it */
@@ -32,6 +33,7 @@ typedef struct TpFreshCache
 extern bool tp_fresh_cache_prepare(TpFreshCache *cache);
 extern void *tp_fresh_cache_find(TpFreshCache *cache, const void *key);
 extern bool tp_fresh_cache_intact(TpFreshCache *cache);
+extern bool tp_fresh_cache_may_keep(TpFreshCache *cache, const void *key);
 extern void tp_fresh_cache_keep(TpFreshCache *cache, const void *entry);
 
 #endif							/* TGT_PROFILE_FRESH_CACHE_H */

@@ -656,6 +656,20 @@ tp_client_relation(const char *relname, const char *client, bool *elsewhere)
 }
 
 /*
+ * Are client's rows of relname on this node (not on Citus, always)?  A
+ * per-backend cache may keep only such rows: a write on another node fires
+ * its invalidation there, never here.
+ */
+bool
+tp_client_rows_here(const char *relname, const char *client)
+{
+	bool		elsewhere;
+
+	(void) tp_client_relation(relname, client, &elsewhere);
+	return !elsewhere;
+}
+
+/*
  * Is rel a Citus shard of one of our relations?  Then its table (the
  * shell, or the shell's partition) and shard id.  Found among the shards
  * cached, else by its name (Citus's own way: the digits after the last

@@ -35,6 +35,7 @@
 #include "access/sysattr.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
@@ -134,7 +135,8 @@ parent_writable_directly(Relation rel)
 
 	if (!rel->rd_rel->relispartition)
 		return true;
-	parent = tp_open_table("profiles", NoLock);	/* locked by tp_open_profiles */
+	/* the table, or on Citus the shard of the table (locked with it) */
+	parent = table_open(get_partition_parent(RelationGetRelid(rel), false), NoLock);
 	ok = writable_directly(parent);
 	table_close(parent, NoLock);
 	return ok;
@@ -192,7 +194,13 @@ tp_writer_open(const char *client, CmdType op)
 	PreventCommandIfParallelMode(command);
 
 	w = palloc0(sizeof(TpRowWriter));
-	tp_open_profiles(client, NULL, RowExclusiveLock, &w->rel, NULL);
+	/* on Citus, a shard on another node is written through SQL only */
+	if (!tp_open_profiles(client, NULL, RowExclusiveLock, &w->rel, NULL))
+	{
+		table_close(w->rel, NoLock);
+		pfree(w);
+		return NULL;
+	}
 	tp_check_profiles_writable(w->rel);
 	if (!writable_directly(w->rel) || !parent_writable_directly(w->rel))
 	{

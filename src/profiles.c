@@ -45,7 +45,9 @@ typedef struct ProfileRow
 
 /*
  * Read one profile by (client, tnt_id) or (client, third_party_id), with
- * the given snapshot, copying it into the current memory context.
+ * the given snapshot, copying it into the current memory context.  On
+ * Citus, where the client's shard is on another node, through SQL (the
+ * remote statement's snapshot).
  */
 static void
 read_profile(const char *client, bool by_third_party, const char *id,
@@ -57,15 +59,28 @@ read_profile(const char *client, bool by_third_party, const char *id,
 	SysScanDesc scan;
 	HeapTuple	tup;
 
-	tp_open_profiles(client, by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
-					 AccessShareLock, &rel, &idx);
+	memset(row, 0, sizeof(*row));
+	if (!tp_open_profiles(client, by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
+						  AccessShareLock, &rel, &idx))
+	{
+		static const char *const cols[2][2] = {{"client", "tnt_id"}, {"client", "third_party_id"}};
+		static const Oid types[2] = {TEXTOID, TEXTOID};
+		Datum		k[2] = {CStringGetTextDatum(client), CStringGetTextDatum(id)};
+		List	   *rows = tp_sql_rows("profiles", 2, cols[by_third_party], types, k, false);
+
+		row->found = rows != NIL;
+		if (row->found)
+			tp_profile_row_read(linitial(rows), RelationGetDescr(rel), &row->row);
+		list_free_deep(rows);
+		table_close(rel, AccessShareLock);
+		return;
+	}
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(client));
 	ScanKeyInit(&keys[1], by_third_party ? TP_COL_THIRD_PARTY_ID : TP_COL_TNT_ID,
 				BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(id));
 	keys[0].sk_collation = idx->rd_indcollation[0];
 	keys[1].sk_collation = idx->rd_indcollation[1];
 
-	memset(row, 0, sizeof(*row));
 	scan = systable_beginscan(rel, RelationGetRelid(idx), true, snap, 2, keys);
 	tup = systable_getnext(scan);
 	row->found = HeapTupleIsValid(tup);

@@ -149,6 +149,7 @@ DECLARE
 	emptied integer := 0;
 	messages text := pg_catalog.current_setting('client_min_messages');
 	moved regclass[] := '{}';
+	failure text;
 BEGIN
 	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension e
 				    WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
@@ -251,6 +252,31 @@ BEGIN
 		END IF;
 	END LOOP;
 
+	-- Ids need only be unique per client, but one client's rows may be
+	-- written from several nodes (a delegated call on the shard's node, a
+	-- call through the coordinator): each node's sequences draw from a range
+	-- of their own, 2^48 ids from (group id * 2^48), as Citus gives the
+	-- sequences of distributed tables.  Again after nodes are added.
+	SELECT r.result INTO failure
+	  FROM pg_catalog.run_command_on_all_nodes($seq$
+		SELECT pg_catalog.count(pg_catalog.setval(s.seq, (g.groupid::bigint OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.+) 1, false))
+		  FROM pg_catalog.pg_dist_local_group g,
+			   (VALUES ('tgt_profile.token_id_seq'::pg_catalog.regclass),
+					   ('tgt_profile.audit_id_seq'::pg_catalog.regclass),
+					   ('tgt_profile.batch_id_seq'::pg_catalog.regclass)) s(seq)
+		 WHERE g.groupid OPERATOR(pg_catalog.>) 0
+		   AND COALESCE(pg_catalog.pg_sequence_last_value(s.seq), 0)
+			   OPERATOR(pg_catalog.<) (g.groupid::bigint OPERATOR(pg_catalog.<<) 48)
+	  $seq$) r
+	 WHERE NOT r.success
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'could not give every node its own range of ids'
+			USING ERRCODE = '55000',
+				  DETAIL = pg_catalog.format('A node answered: %s', failure),
+				  HINT = 'Check that every node is reachable, then call distribute() again.';
+	END IF;
+
 	PERFORM pg_catalog.set_config('client_min_messages', messages, true);
 	IF pg_catalog.cardinality(moved) OPERATOR(pg_catalog.=) 0
 	   AND delegated OPERATOR(pg_catalog.=) 0 AND emptied OPERATOR(pg_catalog.=) 0 THEN
@@ -276,3 +302,14 @@ CREATE FUNCTION tgt_profile.client_relation(tbl text, client text)
 	AS 'MODULE_PATHNAME', 'tgtp_client_relation';
 REVOKE ALL ON FUNCTION tgt_profile.client_relation(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tgt_profile.client_relation(text, text) TO tgt_profile_admin;
+
+/*
+ * lock_client(client, kind) (1.2, internal): the per-client lock of the
+ * storage layer, taken on the node that runs it.  On Citus a call whose
+ * client's shard is on another node takes it there, through a statement
+ * Citus routes to the shard (store.c).  Only the owner calls it.
+ */
+CREATE FUNCTION tgt_profile.lock_client(client text, kind integer)
+	RETURNS boolean LANGUAGE c VOLATILE STRICT
+	AS 'MODULE_PATHNAME', 'tgtp_lock_client';
+REVOKE ALL ON FUNCTION tgt_profile.lock_client(text, integer) FROM PUBLIC;

@@ -102,8 +102,10 @@ typedef struct TpPlan
 extern Oid	tp_relation_oid(const char *relname);
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
 extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
-extern void tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
+extern bool tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 							 Relation *rel, Relation *idx);
+extern List *tp_sql_rows(const char *relname, int nkeys, const char *const *cols,
+						 const Oid *types, const Datum *keys, bool last_any);
 
 /*
  * placement.c: which relation holds a client's rows on this node (the
@@ -115,14 +117,21 @@ extern void tp_open_profiles(const char *client, const char *indexname, LOCKMODE
 extern Oid	tp_client_relation(const char *relname, const char *client, bool *elsewhere);
 extern Oid	tp_client_index(const char *indexname, Oid client_rel);
 extern Oid	tp_client_shell(const char *relname, const char *client);
+extern bool tp_client_rows_here(const char *relname, const char *client);
 
-/* A scan of one of our tables under a fresh snapshot. */
+/*
+ * A scan of one of our tables, by a client's key, under a fresh snapshot;
+ * on Citus, where the client's shard is on another node, a read through SQL.
+ */
 typedef struct TpScan
 {
-	Relation	rel;
+	Relation	table;			/* the table in our schema (on Citus, the shell) */
+	Relation	rel;			/* the relation scanned (table, partition, shard) */
 	Relation	idx;
 	Snapshot	snap;
 	struct SysScanDescData *scan;
+	List	   *rows;			/* read through SQL (rel and idx NULL) */
+	int			next;
 } TpScan;
 
 typedef enum TpClientLock

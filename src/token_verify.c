@@ -194,7 +194,7 @@ tp_token_is_valid(const char *client, const char *token, size_t len)
 	{
 		if (!lookup_token(client, token, len, &row))
 			return false;
-		if (tp_fresh_cache_intact(&token_cache))
+		if (tp_fresh_cache_may_keep(&token_cache, &row.key))
 			memo_store(client, token, &row);
 	}
 	now = tp_clock();
