@@ -97,6 +97,7 @@ bench:
 	bash test/bench/run-bench.sh || rc=1; \
 	bash test/bench/bench-bulk.sh || rc=1; \
 	bash test/bench/bench-memory.sh || rc=1; \
+	bash test/bench/bench-citus.sh || rc=1; \
 	exit $$rc
 
 # The pg_regress suite against a server under valgrind memcheck (slow: about

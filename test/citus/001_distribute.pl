@@ -3,8 +3,8 @@
 # workers, rows moved out of the shells, the client-first functions
 # delegated; admin only, refused on a worker, idempotent.  Then every public
 # call, delegated (a plain statement) and on the coordinator (inside
-# BEGIN ... COMMIT): what fails today is a TODO test with the error it
-# gives (issue 11: the C code reads and writes the shells).
+# BEGIN ... COMMIT), from a worker without the client's shard and on the
+# worker with it: each behaves as on one node.
 use strict;
 use warnings;
 use FindBin;
@@ -108,7 +108,7 @@ for my $n (@nodes)
 
 # Facts about Citus's layout that the storage layer must live with: the
 # coordinator's shells get an internal TRUNCATE trigger of Citus's (which
-# additions.c refuses today: 55000 in the coordinator route below), the
+# additions.c allows: it is Citus's own), the
 # shards on the workers carry our triggers and row-level security policies.
 is($coord->safe_psql($db, q{
 	SELECT string_agg(DISTINCT t.tgfoid::regproc::text, ',') || ' on ' || count(DISTINCT t.tgrelid)
@@ -156,56 +156,11 @@ is($coord->safe_psql($db, q{SELECT count(*) FROM pg_dist_shard
 	$coord->safe_psql($db, 'SHOW citus.shard_count'), '... the shard count is unchanged');
 
 # --- every public call, on both routes ------------------------------------
-# Known failures today (issue 11), by route and call: the TODO reason.
-my %todo = (
-	delegated => {
-		set_require_auth => 'P0002 client does not exist (the C code reads the shell)',
-		generate_token => 'P0002 client does not exist',
-		verify_token => 'false: the token is not found',
-		authorize => 'P0002 client does not exist',
-		upsert_profile => 'P0002 client does not exist',
-		get_profile => 'P0002 client does not exist',
-		bulk_update => 'P0002 client does not exist',
-		batch_status => 'P0002 client does not exist',
-		delete_profile => 'P0002 client does not exist',
-		grant_approver => 'P0002 client does not exist',
-		revoke_approver => 'P0002 client does not exist',
-		revoke_tokens => 'P0002 client does not exist',
-		purge_expired => 'P0002 client does not exist (not delegated: runs on the coordinator)',
-		approver_sees => 'grant_approver failed; can_manage reads the approvers shell',
-		pre_verify => 'false: the token is not found',
-		pre_get_profile => 'P0002 client does not exist',
-	},
-	coordinator => {
-		create_client => '55000 Citus\'s truncate trigger on the coordinator\'s shells (additions.c)',
-		set_require_auth => 'P0002 client does not exist',
-		generate_token => 'P0002 client does not exist',
-		verify_token => 'false: the token is not found',
-		authorize => 'P0002 client does not exist',
-		upsert_profile => 'P0002 client does not exist',
-		get_profile => 'P0002 client does not exist',
-		bulk_update => 'P0002 client does not exist',
-		batch_status => 'P0002 client does not exist',
-		delete_profile => 'P0002 client does not exist',
-		grant_approver => 'P0002 client does not exist',
-		revoke_approver => 'P0002 client does not exist',
-		revoke_tokens => 'P0002 client does not exist',
-		purge_expired => 'P0002 client does not exist',
-		purge_all => '55000 Citus\'s truncate trigger on the coordinator\'s shells (additions.c)',
-		drop_client => '55000 Citus\'s truncate trigger on the coordinator\'s shells (additions.c)',
-		approver_sees => 'grant_approver failed; can_manage reads the approvers shell',
-		pre_verify => 'false: the token is not found',
-		pre_get_profile => 'P0002 client does not exist',
-	});
-# from a worker that does not hold the client's shard: Citus pushes the call
-# to the worker that does, as a delegated call from the coordinator
-$todo{worker} = { %{ $todo{delegated} } };
-$todo{worker}{purge_expired} = 'P0002 client does not exist (not delegated: runs on that worker)';
-# on the worker that holds the client's shard, inside BEGIN ... COMMIT:
-# Citus runs the call there ("not pushing down function to the same node")
-$todo{local} = { %{ $todo{delegated} } };
-$todo{local}{purge_expired} = 'P0002 client does not exist (runs on that worker)';
-
+# The routes: 'delegated' (a plain statement on the coordinator, pushed down
+# to the shard's node), 'coordinator' (inside BEGIN ... COMMIT: runs there,
+# the shard reached through SQL), 'worker' (a plain statement on the worker
+# without the shard: Citus pushes it to the one with it) and 'local' (inside
+# BEGIN ... COMMIT on the shard's worker: runs there, on the local shard).
 # The node that runs a plain statement of the 'worker' route.
 my $via_worker;
 
@@ -222,16 +177,11 @@ sub call
 	return @r;
 }
 
-# check($route, $name, $ok, $err): one test, TODO when it is a known failure.
+# check($route, $name, $ok, $err): one test, with the error when it fails.
 sub check
 {
 	my ($route, $name, $ok, $err) = @_;
-	my $reason = $todo{$route}{$name};
-  TODO:
-	{
-		local $TODO = $reason ? "issue 11: $reason" : undef;
-		ok($ok, "$route: $name") or diag("$route $name: " . ($err || '(no error)'));
-	}
+	ok($ok, "$route: $name") or diag("$route $name: " . ($err || '(no error)'));
 }
 
 # A plain statement is pushed down to the shard's node; inside a
@@ -339,10 +289,8 @@ for my $route ('delegated', 'coordinator', 'worker', 'local')
 
 # Ids need only be unique per client, but a client's rows may be written
 # from several nodes (delegated, or through the coordinator): each node's
-# token, audit and batch id sequences must draw from a range of its own.
-# The extension's sequences are created by its script on every node, so
-# they all start at 1 today (23505 on audit_log_pkey or batches_pkey once
-# two nodes write for one client).
+# token, audit and batch id sequences must draw from a range of its own
+# (distribute() sets them: node group g from g * 2^48).
 for my $seq ('token_id_seq', 'audit_id_seq', 'batch_id_seq')
 {
 	my @v = map { $_->safe_psql($db, "SELECT nextval('tgt_profile.$seq')") } @nodes;
@@ -352,11 +300,7 @@ for my $seq ('token_id_seq', 'audit_id_seq', 'batch_id_seq')
 	{
 		$apart = 0 if $sorted[$i] - $sorted[ $i - 1 ] < 2**32;
 	}
-  TODO:
-	{
-		local $TODO = 'issue 11: per-node sequences all start at 1 (ids collide across nodes)';
-		ok($apart, "$seq: each node draws ids from a range of its own") or diag("nextval per node: @v");
-	}
+	ok($apart, "$seq: each node draws ids from a range of its own") or diag("nextval per node: @v");
 }
 
 # Whatever the calls did, no row landed in a shell.
