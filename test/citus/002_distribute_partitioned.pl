@@ -134,4 +134,37 @@ for my $w (@workers)
 		qr{^0/[1-9]}, 'the partition shards on ' . $w->name . ' carry <partition index>_<shardid>');
 }
 
+# The profile calls on the partitioned layout, delegated and through the
+# coordinator: the rows land in the partition shards (the parent shard of a
+# partition shard is the table the direct writer checks), never in a shell.
+for my $i (1 .. 6)
+{
+	my $c = "pc$i";
+	my $txn = $i % 2;
+	my $sql = qq{
+		SELECT tgt_profile.create_client('$c', false);
+		SELECT tgt_profile.upsert_profile('$c', '{"a": "1"}', 'p1');
+		SELECT tgt_profile.upsert_profile('$c', '{"b": "2"}', 'p1');
+		SELECT rows_created, rows_updated, rows_rejected
+		  FROM tgt_profile.bulk_update('$c', E'batch=pcId,a\\np1,3\\np2,x\\np3,%ZZ\\n');
+		SELECT tgt_profile.get_profile('$c', 'p1') -> 'profile';
+		SELECT tgt_profile.delete_profile('$c', 'p2');
+		SELECT count(*) FROM tgt_profile.profiles WHERE client = '$c';
+	};
+	$sql = "BEGIN; $sql COMMIT;" if $txn;
+	my ($out, $state, $err) = psql_state($coord, $db, $sql);
+	my $route = $txn ? 'through the coordinator' : 'delegated';
+	is($state, '', "partitioned, $route: the profile calls of $c") or diag($err);
+	like($out, qr/^\n?\(p1,created\)\n\(p1,updated\)\n1\|1\|1\n\{"a": "3", "b": "2"\}\nt\n1$/,
+		"partitioned, $route: the same results as on one node") or diag($out);
+}
+my $shell_sql = q{
+	SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
+	  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
+	   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0};
+for my $n ($coord, @workers)
+{
+	is($n->safe_psql($db, $shell_sql), 'empty', 'after the calls, the shells on ' . $n->name . ' hold no rows');
+}
+
 done_testing();
