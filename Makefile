@@ -11,6 +11,7 @@ OBJS = \
 	src/caller.o \
 	src/store.o \
 	src/placement.o \
+	src/remote.o \
 	src/settings.o \
 	src/additions.o \
 	src/token_format.o \

@@ -152,64 +152,6 @@ tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 	return !elsewhere;
 }
 
-/*
- * Rows of one of our tables that are on another node (Citus), read through
- * SQL, which Citus routes to the client's shard: those whose columns
- * cols[0..nkeys-1] equal keys (when last_any, the last column equals any
- * element of the array keys[nkeys-1]).  Returned in the current memory
- * context as tuples of the table's row type, each with t_self set to the
- * row's ctid on its node, which an UPDATE ... WHERE ctid = $n routed the
- * same way finds again (or misses, when the row changed since).  Read as
- * the owner, under the remote statement's snapshot: in READ COMMITTED, a
- * new one per statement, so a revocation committed on that node is seen.
- */
-List *
-tp_sql_rows(const char *relname, int nkeys, const char *const *cols,
-			const Oid *types, const Datum *keys, bool last_any)
-{
-	TpPrivState st;
-	StringInfoData sql;
-	List	   *rows = NIL;
-	int			rc;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT r.ctid, r FROM %s.%s r WHERE ",
-					 TGTP_SCHEMA, quote_identifier(relname));
-	for (int i = 0; i < nkeys; i++)
-		appendStringInfo(&sql, "%sr.%s OPERATOR(pg_catalog.=) %s($%d)",
-						 i > 0 ? " AND " : "", quote_identifier(cols[i]),
-						 last_any && i == nkeys - 1 ? "ANY " : "", i + 1);
-	tp_begin(&st, true);
-	rc = SPI_execute_with_args(sql.data, nkeys, (Oid *) types, (Datum *) keys, NULL,
-							   true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed for \"%s\": %s",
-			 sql.data, SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		bool		isnull;
-		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
-		HeapTupleHeader th = DatumGetHeapTupleHeader(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
-		HeapTupleData tmp;
-		MemoryContext old;
-		HeapTuple	copy;
-
-		tmp.t_len = HeapTupleHeaderGetDatumLength(th);
-		tmp.t_data = th;
-		tmp.t_tableOid = InvalidOid;
-		ItemPointerSetInvalid(&tmp.t_self);
-		old = MemoryContextSwitchTo(st.outer);
-		copy = heap_copytuple(&tmp);
-		copy->t_self = *tid;
-		rows = lappend(rows, copy);
-		MemoryContextSwitchTo(old);
-	}
-	tp_end(&st);
-	pfree(sql.data);
-	return rows;
-}
-
 /* The equality function of an index column (our keys are text or bytea). */
 static RegProcedure
 equality_proc(Relation idx, int col)
@@ -245,29 +187,6 @@ tp_fresh_snapshot(void)
 }
 
 /*
- * The client's rows on another node: read through SQL by the index's key
- * columns, named as in the table in our schema.
- */
-static void
-sql_scan_begin(TpScan *scan, const char *indexname, int nkeys, const Datum *keys)
-{
-	Relation	idx = tp_open_index(indexname, AccessShareLock);
-	const char *cols[INDEX_MAX_KEYS];
-	Oid			types[INDEX_MAX_KEYS];
-
-	for (int i = 0; i < nkeys; i++)
-	{
-		AttrNumber	att = idx->rd_index->indkey.values[i];
-
-		cols[i] = NameStr(TupleDescAttr(RelationGetDescr(scan->table), att - 1)->attname);
-		types[i] = TupleDescAttr(RelationGetDescr(scan->table), att - 1)->atttypid;
-	}
-	scan->rows = tp_sql_rows(RelationGetRelationName(scan->table), nkeys, cols, types,
-							 keys, false);
-	index_close(idx, AccessShareLock);
-}
-
-/*
  * Start a scan of a table by a prefix of one of its unique indexes, under
  * a fresh snapshot.  keys are in index column order; the first is the
  * client's code (every index we scan starts with it), which tells the
@@ -286,7 +205,7 @@ tp_fresh_scan_begin(TpScan *scan, const char *relname, const char *indexname,
 	relid = tp_client_relation(relname, TextDatumGetCString(keys[0]), &elsewhere);
 	if (elsewhere)
 	{
-		sql_scan_begin(scan, indexname, nkeys, keys);
+		scan->rows = tp_remote_fresh_rows(relname, indexname, nkeys, keys);
 		return;
 	}
 	if (relid == RelationGetRelid(scan->table))
@@ -446,32 +365,6 @@ tp_exec_fresh(TpPlan *p, Datum *values, const char *nulls, bool read_only, long 
 }
 
 /*
- * On Citus, where the client's shard is on another node, the lock is taken
- * there, where every call for the client that runs on the shard's node
- * takes it too: a statement Citus routes to the shard calls lock_client()
- * on that node, inside this transaction (held until it ends).  A client
- * that does not exist has no row to route to: nothing is locked, and the
- * caller's read of the client finds it missing.
- */
-static void
-lock_client_remotely(const char *client, TpClientLock kind)
-{
-	static TpPlan plan = {
-		"SELECT tgt_profile.lock_client(s.client, $2) FROM tgt_profile.settings s "
-		" WHERE s.client OPERATOR(pg_catalog.=) $1",
-		2, {TEXTOID, INT4OID}
-	};
-	TpPrivState st;
-	Datum		v[2];
-
-	v[0] = CStringGetTextDatum(client);
-	v[1] = Int32GetDatum((int32) kind);
-	tp_begin(&st, true);
-	(void) tp_exec(&plan, v, NULL, false, 0);
-	tp_end(&st);
-}
-
-/*
  * Per-client locks, taken on an object no SQL command can lock (the class
  * is our settings table, the object a hash of the client code), so no role
  * can hold one to block us.  Writers of a client's rows share TP_LOCK_ROWS;
@@ -494,7 +387,7 @@ tp_lock_client(const char *client, TpClientLock kind)
 	LockRelationOid(settings, AccessShareLock);
 	if (!tp_client_rows_here("settings", client))
 	{
-		lock_client_remotely(client, kind);
+		tp_remote_lock_client(client, kind);
 		return;
 	}
 	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, settings, h, 1);
@@ -539,21 +432,4 @@ tp_audit(const char *client, const char *actor, const char *action,
 	values[3] = CStringGetTextDatum(action);
 	values[4] = CStringGetTextDatum(detail_json ? detail_json : "{}");
 	tp_exec(&plan, values, NULL, false, 0);
-}
-
-/*
- * lock_client(client, kind) (1.2, internal): tp_lock_client on this node,
- * for lock_client_remotely.  Revoked from PUBLIC; the owner calls it.
- */
-TP_SQL_FUNCTION(tgtp_lock_client)
-{
-	char	   *client = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int32		kind = PG_GETARG_INT32(1);
-
-	if (kind < TP_LOCK_ROWS || kind > TP_LOCK_DROP)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lock kind %d is not one of tgt_profile's", kind)));
-	tp_lock_client(client, (TpClientLock) kind);
-	PG_RETURN_BOOL(true);
 }

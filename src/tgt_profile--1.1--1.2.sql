@@ -258,7 +258,7 @@ BEGIN
 	-- of their own, 2^48 ids from (group id * 2^48), as Citus gives the
 	-- sequences of distributed tables.  Again after nodes are added.
 	SELECT r.result INTO failure
-	  FROM pg_catalog.run_command_on_all_nodes($seq$
+	  FROM pg_catalog.run_command_on_workers($seq$
 		SELECT pg_catalog.count(pg_catalog.setval(s.seq, (g.groupid::bigint OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.+) 1, false))
 		  FROM pg_catalog.pg_dist_local_group g,
 			   (VALUES ('tgt_profile.token_id_seq'::pg_catalog.regclass),
@@ -274,7 +274,7 @@ BEGIN
 		RAISE EXCEPTION 'could not give every node its own range of ids'
 			USING ERRCODE = '55000',
 				  DETAIL = pg_catalog.format('A node answered: %s', failure),
-				  HINT = 'Check that every node is reachable, then call distribute() again.';
+				  HINT = 'Run distribute() in a transaction of its own, after CREATE EXTENSION committed, with every node reachable (it connects to each one).';
 	END IF;
 
 	PERFORM pg_catalog.set_config('client_min_messages', messages, true);
@@ -307,9 +307,21 @@ GRANT EXECUTE ON FUNCTION tgt_profile.client_relation(text, text) TO tgt_profile
  * lock_client(client, kind) (1.2, internal): the per-client lock of the
  * storage layer, taken on the node that runs it.  On Citus a call whose
  * client's shard is on another node takes it there, through a statement
- * Citus routes to the shard (store.c).  Only the owner calls it.
+ * Citus routes to the shard (remote.c).  Only the owner calls it.
  */
 CREATE FUNCTION tgt_profile.lock_client(client text, kind integer)
 	RETURNS boolean LANGUAGE c VOLATILE STRICT
 	AS 'MODULE_PATHNAME', 'tgtp_lock_client';
 REVOKE ALL ON FUNCTION tgt_profile.lock_client(text, integer) FROM PUBLIC;
+
+/*
+ * fresh_rows(NULL::table, index, client, key) (1.2, internal): a client's
+ * settings, approvers or token rows by their key, read under a fresh
+ * snapshot on the node that holds them; on Citus a call whose client's
+ * shard is on another node reads them there, through a statement Citus
+ * routes (remote.c).  Only the owner calls it.
+ */
+CREATE FUNCTION tgt_profile.fresh_rows(tbl anyelement, index_name text, client text, key bytea)
+	RETURNS SETOF anyelement LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'tgtp_fresh_rows';
+REVOKE ALL ON FUNCTION tgt_profile.fresh_rows(anyelement, text, text, bytea) FROM PUBLIC;

@@ -104,8 +104,15 @@ extern Relation tp_open_table(const char *relname, LOCKMODE mode);
 extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
 extern bool tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 							 Relation *rel, Relation *idx);
+
+/* remote.c: a client's rows on another node (Citus), through routed SQL */
 extern List *tp_sql_rows(const char *relname, int nkeys, const char *const *cols,
 						 const Oid *types, const Datum *keys, bool last_any);
+extern List *tp_remote_query_rows(const char *sql, int nargs, const Oid *types,
+								  const Datum *args, const char *nulls, bool with_tid);
+extern List *tp_remote_fresh_rows(const char *relname, const char *indexname, int nkeys,
+								  const Datum *keys);
+extern void tp_remote_lock_client(const char *client, int kind);
 
 /*
  * placement.c: which relation holds a client's rows on this node (the

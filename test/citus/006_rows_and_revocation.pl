@@ -156,21 +156,12 @@ for my $n (@nodes)
 }
 $coord->safe_psql($db, "SELECT tgt_profile.revoke_tokens('rv')");
 # The holder reads its local shard under a fresh snapshot, as one node
-# does.  A node without the shard reads through Citus, whose remote
-# transaction keeps the snapshot of its first statement under REPEATABLE
-# READ: there the revocation is seen from the next transaction on (a known
-# limit, README "Scaling out with Citus").
+# does; a node without the shard has the read done on the holder, by a
+# statement Citus routes there (remote.c), under a fresh snapshot too.
 for my $n (@nodes)
 {
-	my $limit = $n->name ne $holder->name;
-  TODO:
-	{
-		local $TODO = $limit
-		  ? 'a REPEATABLE READ transaction on a node without the shard reads through Citus (README)'
-		  : undef;
-		is(session_query($rr{ $n->name }, "SELECT tgt_profile.verify_token('rv', '$t4')"), 'f',
-			'repeatable read on ' . $n->name . ': the revoked token fails in the same transaction');
-	}
+	is(session_query($rr{ $n->name }, "SELECT tgt_profile.verify_token('rv', '$t4')"), 'f',
+		'repeatable read on ' . $n->name . ': the revoked token fails in the same transaction');
 	session_query($rr{ $n->name }, 'COMMIT');
 	is(session_query($rr{ $n->name }, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT tgt_profile.verify_token('rv', '$t4')"),
 		'f', 'repeatable read on ' . $n->name . ': the revoked token fails in the next transaction');
