@@ -446,7 +446,7 @@ GRANT EXECUTE ON FUNCTION
  * alone, so that grant is the admin check.  Idempotent: a second call
  * changes nothing and says so.
  */
-CREATE FUNCTION tgt_profile.distribute(shard_count integer DEFAULT NULL)
+CREATE FUNCTION tgt_profile.distribute(shard_count integer DEFAULT NULL, delegate boolean DEFAULT true)
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
@@ -482,6 +482,7 @@ DECLARE
 	settings_colocation integer;
 	dist_column text;
 	delegated integer := 0;
+	is_delegated boolean;
 	emptied integer := 0;
 	messages text := pg_catalog.current_setting('client_min_messages');
 	moved regclass[] := '{}';
@@ -575,16 +576,27 @@ BEGIN
 		END IF;
 	END LOOP;
 
+	-- delegate => false (at the first call) delegates nothing: every call
+	-- runs where it is sent, so that no caller can make a Citus that
+	-- crashes on a NULL distribution argument plan one (README).  Citus
+	-- cannot take a delegation back (an extension's function must keep its
+	-- distribution argument).
 	FOREACH f IN ARRAY functions LOOP
-		IF NOT EXISTS (
+		is_delegated := EXISTS (
 			SELECT FROM pg_catalog.pg_dist_object o
 			 WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
 			   AND o.objid OPERATOR(pg_catalog.=) f::pg_catalog.regprocedure
 			   AND o.distribution_argument_index OPERATOR(pg_catalog.=) 0
-			   AND o.colocationid OPERATOR(pg_catalog.=) settings_colocation) THEN
+			   AND o.colocationid OPERATOR(pg_catalog.=) settings_colocation);
+		IF delegate AND NOT is_delegated THEN
 			PERFORM pg_catalog.create_distributed_function(f::pg_catalog.regprocedure, '$1',
 														   colocate_with => 'tgt_profile.settings');
 			delegated := delegated OPERATOR(pg_catalog.+) 1;
+		ELSIF NOT delegate AND is_delegated THEN
+			RAISE EXCEPTION 'the functions of tgt_profile are delegated already'
+				USING ERRCODE = '55000',
+					  DETAIL = 'Citus cannot take back the delegation of an extension''s function.',
+					  HINT = 'Choose delegate => false at the first call of distribute().';
 		END IF;
 	END LOOP;
 
@@ -623,8 +635,8 @@ BEGIN
 	END IF;
 END
 $distribute$;
-REVOKE ALL ON FUNCTION tgt_profile.distribute(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tgt_profile.distribute(integer) TO tgt_profile_admin;
+REVOKE ALL ON FUNCTION tgt_profile.distribute(integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tgt_profile.distribute(integer, boolean) TO tgt_profile_admin;
 
 /*
  * client_relation(tbl, client) (1.2): the relation on this node that holds

@@ -309,4 +309,11 @@ for my $n (@nodes)
 	is($n->safe_psql($db, $shell_sql), 'empty', 'after the calls, the shells on ' . $n->name . ' hold no rows');
 }
 
+# delegate => false cannot take a delegation back (Citus refuses it for an
+# extension's function): refused, saying to choose it at the first call.
+($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(delegate => false)');
+is($state, '55000', 'distribute(delegate => false) after a delegation: 55000');
+like($err, qr/Choose delegate => false at the first call/, '... saying when to choose it');
+is($coord->safe_psql($db, $delegated_sql), $delegated, '... and the functions stay delegated');
+
 done_testing();

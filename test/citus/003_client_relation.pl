@@ -34,8 +34,10 @@ for my $n (@nodes)
 my @early = map { $_->background_psql($db) } @nodes;
 my $ask_pre = q{SELECT coalesce(tgt_profile.client_relation('settings', 'pre')::text, 'NULL')};
 is($_->query_safe($ask_pre), 'tgt_profile.settings', 'an open session asks before distribute()') for @early;
-my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 8)');
-is($state, '', 'distribute(shard_count => 8)') or diag($err);
+my ($out, $state, $err) = psql_state($coord, $db,
+	'SELECT tgt_profile.distribute(shard_count => 8, delegate => false)');
+is($state, '', 'distribute(shard_count => 8, delegate => false)') or diag($err);
+like($err, qr/7 tables distributed, 0 functions delegated/, '... delegating no function');
 for my $i (0 .. $#nodes)
 {
 	is($early[$i]->query_safe($ask_pre), $nodes[$i]->safe_psql($db, $ask_pre),
@@ -147,5 +149,20 @@ for my $n (@nodes)
 		SELECT count(*) FILTER (WHERE got IS DISTINCT FROM CASE WHEN local THEN shard END) FROM y}),
 		'0', 'after the move, every answer on ' . $n->name . ' is still Citus\'s');
 }
+
+# Undelegated, every call runs where it is sent: a plain statement too, and
+# a NULL client gets its usual answer (delegated, Citus 13.2.2 would crash
+# planning it: README).
+$coord->safe_psql($db, "SELECT tgt_profile.create_client('nd', true)");
+my $nd_token = new_token($coord, $db, 'nd');
+($out, $state, $err) = psql_state($coord, $db,
+	"SET client_min_messages = debug1; SELECT tgt_profile.verify_token('nd', '$nd_token')");
+is($out, 't', 'undelegated: a plain verify_token works');
+unlike($err, qr/pushing down the function call/, '... and runs on the coordinator');
+($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.create_client(NULL)');
+is($state, '22023', 'undelegated: create_client(NULL) gets its usual 22023') or diag($err);
+is($coord->safe_psql($db, "SELECT tgt_profile.verify_token(NULL, 'x')"), 'f',
+	'undelegated: verify_token(NULL, ...) is false');
+is($coord->safe_psql($db, 'SELECT 1'), '1', 'the coordinator is up');
 
 done_testing();
