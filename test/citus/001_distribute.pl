@@ -97,13 +97,9 @@ is($coord->safe_psql($db, $counts_sql), $counts_before,
 
 # The shells hold no rows: Citus copies the rows into the shards but leaves
 # them in the coordinator's heap, which distribute() truncates.
-my $shell_sql = q{
-	SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
-	  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
-	   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0};
 for my $n (@nodes)
 {
-	is($n->safe_psql($db, $shell_sql), 'empty', 'the shells on ' . $n->name . ' hold no rows');
+	CitusCluster::shells_empty($n, $db);
 }
 
 # Facts about Citus's layout that the storage layer must live with: the
@@ -306,7 +302,7 @@ for my $seq ('token_id_seq', 'audit_id_seq', 'batch_id_seq')
 # Whatever the calls did, no row landed in a shell.
 for my $n (@nodes)
 {
-	is($n->safe_psql($db, $shell_sql), 'empty', 'after the calls, the shells on ' . $n->name . ' hold no rows');
+	CitusCluster::shells_empty($n, $db, 'after the calls');
 }
 
 # delegate => false cannot take a delegation back (Citus refuses it for an

@@ -158,13 +158,9 @@ for my $i (1 .. 6)
 	like($out, qr/^\n?\(p1,created\)\n\(p1,updated\)\n1\|1\|1\n\{"a": "3", "b": "2"\}\nt\n1$/,
 		"partitioned, $route: the same results as on one node") or diag($out);
 }
-my $shell_sql = q{
-	SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
-	  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
-	   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0};
 for my $n ($coord, @workers)
 {
-	is($n->safe_psql($db, $shell_sql), 'empty', 'after the calls, the shells on ' . $n->name . ' hold no rows');
+	CitusCluster::shells_empty($n, $db, 'after the calls');
 }
 
 done_testing();

@@ -9,12 +9,10 @@
 # expected outputs are what the same files print on one node without Citus.
 use strict;
 use warnings;
-use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use FindBin;
 use lib $FindBin::RealBin;
 use lib "$FindBin::RealBin/../t";
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -33,8 +31,6 @@ if (!$pg_regress)
 	$pg_regress = dirname(dirname($pgxs)) . '/src/test/regress/pg_regress';
 }
 plan skip_all => "no pg_regress at $pg_regress (postgresql-server-dev)" unless -x $pg_regress;
-my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
-chomp $bindir;
 
 my ($coord, @workers) = CitusCluster::start(2);
 my $db = 'postgres';
@@ -54,36 +50,9 @@ unlike($err, qr/pushing down the function call/, 'a call inside BEGIN ... COMMIT
 
 # pg_regress runs psql in test/citus, where the drivers' \i finds
 # sql/scenario/ (psql reads the file from stdin: \ir would not help).
-my $dir = abs_path($FindBin::RealBin);
-my $outdir = abs_path($PostgreSQL::Test::Utils::tmp_check) . "/citus_regress";
-mkdir $outdir;
-my ($stdout, $stderr) = ('', '');
-IPC::Run::run([ $pg_regress, '--use-existing', '--host=' . $coord->host, '--port=' . $coord->port,
-		"--dbname=$db", "--bindir=$bindir", "--inputdir=$dir", "--outputdir=$outdir", @tests ],
-	'>', \$stdout, '2>', \$stderr, init => sub { chdir $dir or die "chdir $dir: $!" });
-note($stdout);
-
-# One test per file; on failure its part of regression.diffs.
-my $diffs = -f "$outdir/regression.diffs" ? slurp_file("$outdir/regression.diffs") : '';
-for my $t (@tests)
-{
-	my ($result) = $stdout =~ /^(?:test\s+)?\Q$t\E\s+\.\.\.\s+(ok|FAILED|failed)\b/m;
-	ok(defined $result && $result eq 'ok', "pg_regress $t") or do
-	{
-		diag("pg_regress $t: " . ($result // 'not run') . ($stderr ne '' ? "\n$stderr" : ''));
-		my ($d) = $diffs =~ m{^(diff [^\n]*/\Q$t\E\.out\n.*?)(?=^diff |\z)}ms;
-		diag($d) if $d;
-	};
-}
+CitusCluster::run_regress($coord, $db, $pg_regress, 'pg_regress', 'citus_regress', @tests);
 
 # Whatever the calls did, the rows are in the shards: no shell holds one.
-my $shell_sql = q{
-	SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
-	  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
-	   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0};
-for my $n ($coord, @workers)
-{
-	is($n->safe_psql($db, $shell_sql), 'empty', 'after the scenarios, the shells on ' . $n->name . ' hold no rows');
-}
+CitusCluster::shells_empty($_, $db, 'after the scenarios') for ($coord, @workers);
 
 done_testing();

@@ -7,11 +7,9 @@
 # print on one node without Citus.
 use strict;
 use warnings;
-use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use FindBin;
 use lib $FindBin::RealBin;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -34,8 +32,6 @@ else
 my $isolation_regress = "$regress_dir/isolation/pg_isolation_regress";
 plan skip_all => "no pg_isolation_regress at $isolation_regress (postgresql-server-dev)"
   unless -x $isolation_regress;
-my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
-chomp $bindir;
 
 my ($coord, @workers) = CitusCluster::start(2);
 my $db = 'postgres';
@@ -55,26 +51,6 @@ $coord->safe_psql($db, q{
 		RENAME TO pg_isolation_test_session_is_blocked;
 });
 
-my $dir = abs_path($FindBin::RealBin);
-my $outdir = abs_path($PostgreSQL::Test::Utils::tmp_check) . '/citus_isolation';
-mkdir $outdir;
-my ($stdout, $stderr) = ('', '');
-IPC::Run::run([ $isolation_regress, '--use-existing', '--host=' . $coord->host, '--port=' . $coord->port,
-		"--dbname=$db", "--bindir=$bindir", "--inputdir=$dir", "--outputdir=$outdir", @specs ],
-	'>', \$stdout, '2>', \$stderr, init => sub { chdir $dir or die "chdir $dir: $!" });
-note($stdout);
-
-# One test per spec; on failure its part of regression.diffs.
-my $diffs = -f "$outdir/regression.diffs" ? slurp_file("$outdir/regression.diffs") : '';
-for my $t (@specs)
-{
-	my ($result) = $stdout =~ /^(?:test\s+)?\Q$t\E\s+\.\.\.\s+(ok|FAILED|failed)\b/m;
-	ok(defined $result && $result eq 'ok', "isolation $t") or do
-	{
-		diag("isolation $t: " . ($result // 'not run') . ($stderr ne '' ? "\n$stderr" : ''));
-		my ($d) = $diffs =~ m{^(diff [^\n]*/\Q$t\E\.out\n.*?)(?=^diff |\z)}ms;
-		diag($d) if $d;
-	};
-}
+CitusCluster::run_regress($coord, $db, $isolation_regress, 'isolation', 'citus_isolation', @specs);
 
 done_testing();

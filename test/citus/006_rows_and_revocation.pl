@@ -79,13 +79,9 @@ for my $t (@tables)
 }
 
 # The shells (the tables in our schema as every node has them) hold none.
-my $shell_sql = q{
-	SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
-	  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
-	   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0};
 for my $n (@nodes)
 {
-	is($n->safe_psql($db, $shell_sql), 'empty', 'the shells on ' . $n->name . ' hold no rows');
+	CitusCluster::shells_empty($n, $db);
 }
 
 # --- a revocation, seen on every node ------------------------------------

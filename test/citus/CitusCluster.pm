@@ -20,6 +20,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Cwd qw(abs_path);
+use FindBin;
 
 # start($nworkers, %conf): the nodes, coordinator first, all running.
 sub start
@@ -59,6 +61,52 @@ $extra});
 	die "CitusCluster: expected " . ($nworkers + 1) . " active nodes, found $n"
 	  unless $n == $nworkers + 1;
 	return @nodes;
+}
+
+# shells_empty($node, $db, $when): one test that no table of our schema on
+# $node (the shells: Citus hides the shard relations from pg_class) holds
+# a row on disk.
+my $shell_sql = q{
+	SELECT coalesce(string_agg(c.relname || '=' || pg_relation_size(c.oid), ', '), 'empty')
+	  FROM pg_class c WHERE c.relnamespace = 'tgt_profile'::regnamespace
+	   AND c.relkind IN ('r', 'p') AND pg_relation_size(c.oid) > 0};
+
+sub shells_empty
+{
+	my ($node, $db, $when) = @_;
+	is($node->safe_psql($db, $shell_sql), 'empty',
+		($when ? "$when, " : '') . 'the shells on ' . $node->name . ' hold no rows');
+}
+
+# run_regress($node, $db, $program, $label, $outname, @tests): pg_regress or
+# pg_isolation_regress ($program) against $node with the files beside the
+# calling script (test/citus: sql/, specs/, expected/), run from there so
+# the drivers' \i finds sql/scenario/; one test per file, named
+# "$label <file>", with its part of regression.diffs on failure.
+sub run_regress
+{
+	my ($node, $db, $program, $label, $outname, @tests) = @_;
+	my $dir = abs_path($FindBin::RealBin);
+	my $outdir = abs_path($PostgreSQL::Test::Utils::tmp_check) . "/$outname";
+	my ($bindir) = PostgreSQL::Test::Utils::run_command([ 'pg_config', '--bindir' ]);
+	chomp $bindir;
+	mkdir $outdir;
+	my ($stdout, $stderr) = ('', '');
+	IPC::Run::run([ $program, '--use-existing', '--host=' . $node->host, '--port=' . $node->port,
+			"--dbname=$db", "--bindir=$bindir", "--inputdir=$dir", "--outputdir=$outdir", @tests ],
+		'>', \$stdout, '2>', \$stderr, init => sub { chdir $dir or die "chdir $dir: $!" });
+	note($stdout);
+	my $diffs = -f "$outdir/regression.diffs" ? slurp_file("$outdir/regression.diffs") : '';
+	for my $t (@tests)
+	{
+		my ($result) = $stdout =~ /^(?:test\s+)?\Q$t\E\s+\.\.\.\s+(ok|FAILED|failed)\b/m;
+		ok(defined $result && $result eq 'ok', "$label $t") or do
+		{
+			diag("$label $t: " . ($result // 'not run') . ($stderr ne '' ? "\n$stderr" : ''));
+			my ($d) = $diffs =~ m{^(diff [^\n]*/\Q$t\E\.out\n.*?)(?=^diff |\z)}ms;
+			diag($d) if $d;
+		};
+	}
 }
 
 1;
