@@ -22,6 +22,10 @@
  * whose rows must be current (a revocation, the daily quota, drop_client)
  * runs under a fresh snapshot too, after the lock that orders it.
  *
+ * On Citus, where placement.c says a client's rows are on another node,
+ * the same reads and locks happen there, through SQL that Citus routes
+ * (remote.c); SQL statements reach the shards by Citus's routing anyway.
+ *
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
