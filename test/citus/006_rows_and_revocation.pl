@@ -181,4 +181,17 @@ for my $n (@nodes)
 }
 
 $_->quit for values %session;
+# A node added later (README "Scaling out with Citus", step 4): Citus
+# creates the extension there, and distribute() called again gives it its
+# own range of ids.
+my $w3 = CitusCluster::add_worker($coord, 'worker3');
+my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute()');
+is($state, '', 'distribute() again after a node was added') or diag($err);
+my $group = $w3->safe_psql($db, 'SELECT groupid FROM pg_dist_local_group');
+for my $seq ('token_id_seq', 'audit_id_seq', 'batch_id_seq')
+{
+	my $v = $w3->safe_psql($db, "SELECT nextval('tgt_profile.$seq')");
+	is($v, ($group << 48) + 1, "$seq on the new node starts its own range (group $group)");
+}
+
 done_testing();

@@ -23,6 +23,38 @@ use Test::More;
 use Cwd qw(abs_path);
 use FindBin;
 
+# new_node($name, %conf): one node with Citus preloaded and created.
+sub new_node
+{
+	my ($name, %conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 0);
+	my $extra = join('', map { "$_ = $conf{$_}\n" } sort keys %conf);
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'citus'
+listen_addresses = '127.0.0.1'
+max_prepared_transactions = 20
+max_connections = 100
+citus.log_remote_commands = off
+$extra});
+	# the nodes reach each other over TCP as the bootstrap superuser
+	$node->append_conf('pg_hba.conf', "host all all 127.0.0.1/32 trust\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+	return $node;
+}
+
+# add_worker($coord, $name, %conf): a new worker, added to the cluster (as
+# a DBA adds a node later).
+sub add_worker
+{
+	my ($coord, $name, %conf) = @_;
+	my $node = new_node($name, %conf);
+	$coord->safe_psql('postgres',
+		"SELECT pg_catalog.citus_add_node('127.0.0.1', " . $node->port . ')');
+	return $node;
+}
+
 # start($nworkers, %conf): the nodes, coordinator first, all running.
 sub start
 {
@@ -31,22 +63,7 @@ sub start
 	my @nodes;
 	for my $i (0 .. $nworkers)
 	{
-		my $name = $i == 0 ? 'coord' : "worker$i";
-		my $node = PostgreSQL::Test::Cluster->new($name);
-		$node->init(allows_streaming => 0);
-		my $extra = join('', map { "$_ = $conf{$_}\n" } sort keys %conf);
-		$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'citus'
-listen_addresses = '127.0.0.1'
-max_prepared_transactions = 20
-max_connections = 100
-citus.log_remote_commands = off
-$extra});
-		# the nodes reach each other over TCP as the bootstrap superuser
-		$node->append_conf('pg_hba.conf', "host all all 127.0.0.1/32 trust\n");
-		$node->start;
-		$node->safe_psql('postgres', 'CREATE EXTENSION citus');
-		push @nodes, $node;
+		push @nodes, new_node($i == 0 ? 'coord' : "worker$i", %conf);
 	}
 	my ($coord, @workers) = @nodes;
 	$coord->safe_psql('postgres',
