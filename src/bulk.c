@@ -419,10 +419,7 @@ static int
 fetch_profiles_by_sql(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys,
 					  Relation rel)
 {
-	static const char *const cols[2][2] = {{"client", "tnt_id"}, {"client", "third_party_id"}};
-	static const Oid types[2] = {TEXTOID, TEXTARRAYOID};
 	Datum	   *ids = palloc(sizeof(Datum) * nkeys);
-	Datum		k[2];
 	List	   *rows;
 	ListCell   *lc;
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
@@ -430,9 +427,8 @@ fetch_profiles_by_sql(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int 
 
 	for (int i = 0; i < nkeys; i++)
 		ids[i] = CStringGetTextDatum(keys[i]);
-	k[0] = CStringGetTextDatum(b->client);
-	k[1] = array_of(ids, nkeys, TEXTOID, -1, false, TYPALIGN_INT);
-	rows = tp_sql_rows("profiles", 2, cols[kind == TP_KEY_PCID ? 0 : 1], types, k, true);
+	rows = tp_sql_profiles(b->client, kind != TP_KEY_PCID,
+						   array_of(ids, nkeys, TEXTOID, -1, false, TYPALIGN_INT), true);
 	foreach(lc, rows)
 	{
 		ExecStoreHeapTuple(lfirst(lc), slot, false);

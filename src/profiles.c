@@ -63,10 +63,7 @@ read_profile(const char *client, bool by_third_party, const char *id,
 	if (!tp_open_profiles(client, by_third_party ? "profiles_third_party_id_key" : "profiles_pkey",
 						  AccessShareLock, &rel, &idx))
 	{
-		static const char *const cols[2][2] = {{"client", "tnt_id"}, {"client", "third_party_id"}};
-		static const Oid types[2] = {TEXTOID, TEXTOID};
-		Datum		k[2] = {CStringGetTextDatum(client), CStringGetTextDatum(id)};
-		List	   *rows = tp_sql_rows("profiles", 2, cols[by_third_party], types, k, false);
+		List	   *rows = tp_sql_profiles(client, by_third_party, CStringGetTextDatum(id), false);
 
 		row->found = rows != NIL;
 		if (row->found)

@@ -7,7 +7,7 @@
  *
  * Where placement.c says a client's rows are on another node, a read or a
  * lock cannot be done here directly.  Profiles are read with a plain SELECT
- * (tp_sql_rows): they follow the transaction's isolation, as the direct
+ * (tp_sql_profiles): they follow the transaction's isolation, as the direct
  * read does.  Authorization state (settings, approvers, tokens) must be
  * read fresh whatever the isolation level (DESIGN.md), and a remote
  * statement under REPEATABLE READ keeps the snapshot of its transaction's
@@ -32,29 +32,27 @@
 #include "utils/lsyscache.h"
 
 /*
- * Rows of one of our tables that are on another node, read through SQL,
- * which Citus routes to the client's shard: those whose columns
- * cols[0..nkeys-1] equal keys (when last_any, the last column equals any
- * element of the array keys[nkeys-1]).  Returned in the current memory
- * context as tuples of the table's row type, each with t_self set to the
- * row's ctid on its node, which an UPDATE ... WHERE ctid = $n routed the
- * same way finds again (or misses, when the row changed since).  Read as
- * the owner, under the transaction's isolation (on that node).
+ * A client's profiles on another node, read through SQL, which Citus
+ * routes to the client's shard: the one whose tnt_id (or third_party_id)
+ * is id, or when many those whose key is an element of the text[] id.
+ * Returned in the current memory context as tuples of the table's row
+ * type, each with t_self set to the row's ctid on its node, which an
+ * UPDATE ... WHERE ctid = $n routed the same way finds again (or misses,
+ * when the row changed since).  Read as the owner, under the transaction's
+ * isolation (on that node), as the direct read is.
  */
 List *
-tp_sql_rows(const char *relname, int nkeys, const char *const *cols,
-			const Oid *types, const Datum *keys, bool last_any)
+tp_sql_profiles(const char *client, bool by_third_party, Datum id, bool many)
 {
-	StringInfoData sql;
+	Oid			types[2] = {TEXTOID, many ? TEXTARRAYOID : TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(client), id};
+	char	   *sql;
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT r.ctid, r FROM %s.%s r WHERE ",
-					 TGTP_SCHEMA, quote_identifier(relname));
-	for (int i = 0; i < nkeys; i++)
-		appendStringInfo(&sql, "%sr.%s OPERATOR(pg_catalog.=) %s($%d)",
-						 i > 0 ? " AND " : "", quote_identifier(cols[i]),
-						 last_any && i == nkeys - 1 ? "ANY " : "", i + 1);
-	return tp_remote_query_rows(sql.data, nkeys, types, keys, NULL, true);
+	sql = psprintf("SELECT p.ctid, p FROM %s.profiles p "
+				   " WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.%s OPERATOR(pg_catalog.=) %s($2)",
+				   TGTP_SCHEMA, by_third_party ? "third_party_id" : "tnt_id",
+				   many ? "ANY " : "");
+	return tp_remote_query_rows(sql, 2, types, args, NULL, true);
 }
 
 /*

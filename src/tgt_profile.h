@@ -106,8 +106,7 @@ extern bool tp_open_profiles(const char *client, const char *indexname, LOCKMODE
 							 Relation *rel, Relation *idx);
 
 /* remote.c: a client's rows on another node (Citus), through routed SQL */
-extern List *tp_sql_rows(const char *relname, int nkeys, const char *const *cols,
-						 const Oid *types, const Datum *keys, bool last_any);
+extern List *tp_sql_profiles(const char *client, bool by_third_party, Datum id, bool many);
 extern List *tp_remote_query_rows(const char *sql, int nargs, const Oid *types,
 								  const Datum *args, const char *nulls, bool with_tid);
 extern List *tp_remote_fresh_rows(const char *relname, const char *indexname, int nkeys,
