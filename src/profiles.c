@@ -303,6 +303,22 @@ raise_reason(const char *why)
 			 errmsg("%s", why)));
 }
 
+/* Delete one profile by its tnt_id; how many rows went (0 or 1). */
+static int
+delete_profile_row(const char *client, const char *tnt_id)
+{
+	static TpPlan plan = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}, .client_arg = 1
+	};
+	Datum		v[2];
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(tnt_id);
+	return tp_exec(&plan, v, NULL, false, 0);
+}
+
 /* ---------- identity merge ---------- */
 
 static Jsonb *
@@ -383,11 +399,6 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
 		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
-	static TpPlan delete = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
 	static TpPlan alias = {
 		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4)",
 		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
@@ -411,9 +422,9 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	v[3] = TimestampTzGetDatum(tp_now());
 	if (tp_exec(&update, v, NULL, false, 0) != 1)
 		elog(ERROR, "the locked profile of a merge was not updated");
-	v[1] = CStringGetTextDatum(pc_id);
-	if (tp_exec(&delete, v, NULL, false, 0) != 1)
+	if (delete_profile_row(client, pc_id) != 1)
 		elog(ERROR, "the locked profile of a merge was not deleted");
+	v[1] = CStringGetTextDatum(pc_id);
 	v[2] = CStringGetTextDatum(pair->into_tnt_id);
 	(void) tp_exec(&alias, v, NULL, false, 0);
 
@@ -554,13 +565,6 @@ merge_round(const char *client, const char *pc_id, const char *tpid, bool exists
 static bool
 created_alias_meanwhile(const char *client, const char *pc_id)
 {
-	static TpPlan delete = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
-	Datum		v[2];
-
 	if (!tp_client_has_aliases(client, NULL) || tp_alias_target(client, pc_id, NULL) == NULL)
 		return false;
 	if (IsolationUsesXactSnapshot())
@@ -568,9 +572,7 @@ created_alias_meanwhile(const char *client, const char *pc_id)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent merge of pc_id \"%s\"", pc_id),
 				 errhint("Retry the transaction.")));
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(pc_id);
-	(void) tp_exec(&delete, v, NULL, false, 0);
+	(void) delete_profile_row(client, pc_id);
 	return true;
 }
 
@@ -789,11 +791,6 @@ TP_SQL_FUNCTION(tgtp_get_profile)
  */
 TP_SQL_FUNCTION(tgtp_delete_profile)
 {
-	static TpPlan plan = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
 	static TpPlan unlink = {
 		"DELETE FROM tgt_profile.aliases "
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
@@ -810,12 +807,14 @@ TP_SQL_FUNCTION(tgtp_delete_profile)
 	if (!row.found)
 		PG_RETURN_BOOL(false);
 	tp_begin(&st, true);
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(row.row.tnt_id);
-	deleted = tp_exec(&plan, v, NULL, false, 0) > 0;
+	deleted = delete_profile_row(client, row.row.tnt_id) > 0;
 	/* after the profile, so that a merge into it that we waited for is seen */
 	if (deleted && row.row.third_party_id != NULL && tp_aliases_installed())
+	{
+		v[0] = CStringGetTextDatum(client);
+		v[1] = CStringGetTextDatum(row.row.tnt_id);
 		(void) tp_exec(&unlink, v, NULL, false, 0);
+	}
 	tp_end(&st);
 	PG_RETURN_BOOL(deleted);
 }
@@ -859,10 +858,11 @@ purge_client(const char *client, TimestampTz cutoff, const char *actor)
 {
 	/* before ALTER EXTENSION UPDATE to 1.2 (no aliases) */
 	static TpPlan plan_1_1 = {
-		"SELECT pg_catalog.count(*), 0::bigint FROM ("
+		"WITH gone AS ("
 		"  DELETE FROM tgt_profile.profiles "
 		"   WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2 "
-		"  RETURNING 1) gone",
+		"  RETURNING 1) "
+		"SELECT pg_catalog.count(*), 0::bigint FROM gone",
 		2, {TEXTOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	static TpPlan plan = {
