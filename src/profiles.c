@@ -388,9 +388,11 @@ lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pa
 /*
  * Write the merge of the locked pair: the survivor gets the pcId's
  * attributes under its own (its own win), then the call's; the pcId's row
- * goes and the pcId becomes an alias of the survivor.  Audited.
+ * goes and the pcId becomes an alias of the survivor.  Audited.  false
+ * when a concurrent merge made the pcId an alias first (of this profile or
+ * another): the caller rolls back and starts over, and finds that alias.
  */
-static void
+static bool
 write_merge(const char *client, const char *pc_id, const char *tpid, const MergePair *pair,
 			const tp_attr *attrs, int nattrs, const char *actor)
 {
@@ -400,7 +402,8 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	static TpPlan alias = {
-		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4)",
+		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4) "
+		"ON CONFLICT DO NOTHING",
 		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 	};
 	Jsonb	   *base = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
@@ -426,7 +429,8 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 		elog(ERROR, "the locked profile of a merge was not deleted");
 	v[1] = CStringGetTextDatum(pc_id);
 	v[2] = CStringGetTextDatum(pair->into_tnt_id);
-	(void) tp_exec(&alias, v, NULL, false, 0);
+	if (tp_exec(&alias, v, NULL, false, 0) != 1)
+		return false;
 
 	initStringInfo(&detail);
 	appendStringInfoString(&detail, "{\"pcId\": ");
@@ -437,6 +441,7 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	escape_json(&detail, tpid);
 	appendStringInfoChar(&detail, '}');
 	tp_audit(client, actor, "merge_profiles", detail.data);
+	return true;
 }
 
 /*
@@ -516,9 +521,9 @@ merge_round(const char *client, const char *pc_id, const char *tpid, bool exists
 		if (exists || insert_profile(client, pc_id, NULL, empty_attributes()))
 		{
 			lock_pair(client, pc_id, tpid, &pair);
-			if (pair.have_from && pair.have_into)
+			if (pair.have_from && pair.have_into &&
+				write_merge(client, pc_id, tpid, &pair, attrs, nattrs, actor))
 			{
-				write_merge(client, pc_id, tpid, &pair, attrs, nattrs, actor);
 				*tnt_id = pair.into_tnt_id;
 				done = true;
 			}
