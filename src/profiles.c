@@ -293,38 +293,6 @@ update_profile(const TpProfileRow *row, const char *client, const char *tpid,
 	return done;
 }
 
-typedef struct LinkCall
-{
-	const TpProfileRow *row;
-	const char *client;
-	const char *tpid;
-	Jsonb	   *attrs;
-} LinkCall;
-
-static bool
-link_attempt(void *arg)
-{
-	LinkCall   *l = arg;
-
-	return update_profile(l->row, l->client, l->tpid, l->attrs, true);
-}
-
-/*
- * Link the third-party id to the row read.  A concurrent transaction may
- * have given that id to another profile since (a creation, a link): its
- * unique entry then fails our write, which is undone alone; false, and
- * the upsert starts over and finds the id's profile (to merge, or to
- * refuse with 23505 and a message that says why).
- */
-static bool
-update_linking(const TpProfileRow *row, const char *client, const char *tpid, Jsonb *attrs)
-{
-	LinkCall	l = {row, client, tpid, attrs};
-	bool		taken;
-
-	return tp_in_subtransaction(link_attempt, &l, ERRCODE_UNIQUE_VIOLATION, &taken);
-}
-
 static void
 raise_reason(const char *why)
 {
@@ -367,52 +335,75 @@ typedef struct MergePair
 	Jsonb	   *into_attrs;
 } MergePair;
 
+/* A profile locked by lock_profile. */
+typedef struct LockedRow
+{
+	bool		found;
+	char	   *tnt_id;
+	char	   *third_party_id;
+	Jsonb	   *attributes;
+} LockedRow;
+
 /*
- * Lock the pcId's profile and the third-party id's, without waiting (an
- * error 55P03 when either is locked), and read them as they now are.
+ * Lock one profile by its full key (tnt_id, or third-party id), without
+ * waiting (an error 55P03 when another transaction holds it), and read it
+ * as it now is.  By the full key of a unique index, so that no plan can
+ * make it a scan of the client's rows.
+ */
+static void
+lock_profile(const char *client, bool by_third_party, const char *key, LockedRow *out)
+{
+	static TpPlan by_tnt = {
+		"SELECT p.tnt_id, p.third_party_id, p.attributes FROM tgt_profile.profiles p "
+		" WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.tnt_id OPERATOR(pg_catalog.=) $2 "
+		"   FOR UPDATE NOWAIT",
+		2, {TEXTOID, TEXTOID}
+	};
+	static TpPlan by_tp = {
+		"SELECT p.tnt_id, p.third_party_id, p.attributes FROM tgt_profile.profiles p "
+		" WHERE p.client OPERATOR(pg_catalog.=) $1 AND p.third_party_id OPERATOR(pg_catalog.=) $2 "
+		"   FOR UPDATE NOWAIT",
+		2, {TEXTOID, TEXTOID}
+	};
+	Datum		v[2];
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(key);
+	memset(out, 0, sizeof(*out));
+	out->found = tp_exec(by_third_party ? &by_tp : &by_tnt, v, NULL, false, 0) == 1;
+	if (out->found)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		tp = SPI_getbinval(tup, desc, 2, &isnull);
+
+		out->tnt_id = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		out->third_party_id = isnull ? NULL : TextDatumGetCString(tp);
+		out->attributes = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Lock the pcId's profile and the third-party id's, without waiting, and
+ * read them as they now are: still a merge (the pcId's profile without a
+ * third-party id, the id on another profile)?
  */
 static void
 lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pair)
 {
-	static TpPlan plan = {
-		"SELECT p.tnt_id, p.third_party_id, p.attributes FROM tgt_profile.profiles p "
-		" WHERE p.client OPERATOR(pg_catalog.=) $1 "
-		"   AND (p.tnt_id OPERATOR(pg_catalog.=) $2 OR p.third_party_id OPERATOR(pg_catalog.=) $3) "
-		" ORDER BY p.tnt_id FOR UPDATE NOWAIT",
-		3, {TEXTOID, TEXTOID, TEXTOID}
-	};
-	Datum		v[3];
-	int			n;
+	LockedRow	from;
+	LockedRow	into;
 
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(pc_id);
-	v[2] = CStringGetTextDatum(tpid);
-	n = tp_exec(&plan, v, NULL, false, 0);
 	memset(pair, 0, sizeof(*pair));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		tp_null;
-		bool		isnull;
-		char	   *tnt_id = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum		tp = SPI_getbinval(tup, desc, 2, &tp_null);
-		Jsonb	   *attrs = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-
-		if (strcmp(tnt_id, pc_id) == 0 && tp_null)
-		{
-			pair->have_from = true;
-			pair->from_attrs = attrs;
-		}
-		else if (!tp_null && strcmp(TextDatumGetCString(tp), tpid) == 0 &&
-				 strcmp(tnt_id, pc_id) != 0)
-		{
-			pair->have_into = true;
-			pair->into_tnt_id = tnt_id;
-			pair->into_attrs = attrs;
-		}
-	}
-	SPI_freetuptable(SPI_tuptable);
+	lock_profile(client, false, pc_id, &from);
+	lock_profile(client, true, tpid, &into);
+	pair->have_from = from.found && from.third_party_id == NULL;
+	pair->from_attrs = from.attributes;
+	pair->have_into = into.found && strcmp(into.tnt_id, pc_id) != 0;
+	pair->into_tnt_id = into.tnt_id;
+	pair->into_attrs = into.attributes;
 }
 
 /*
@@ -581,6 +572,60 @@ merge_round(const char *client, const char *pc_id, const char *tpid, bool exists
 		wait_for_row(client, false, pc_id);
 		wait_for_row(client, true, tpid);
 	}
+	return false;
+}
+
+/* ---------- linking a third-party id ---------- */
+
+typedef struct LinkCall
+{
+	const TpProfileRow *row;
+	const char *client;
+	const char *tpid;
+	Jsonb	   *attrs;
+} LinkCall;
+
+/* The link's writes; false when the id or the row changed meanwhile. */
+static bool
+link_attempt(void *arg)
+{
+	LinkCall   *l = arg;
+	char	   *claim = tp_new_tnt_id();
+	LockedRow	row;
+
+	/*
+	 * Claim the id first, with an empty profile that holds it: a
+	 * transaction that is giving the id to another profile is waited for
+	 * here, while we hold no row (false when it did); nobody can take it
+	 * from us after.
+	 */
+	if (!insert_profile(l->client, claim, l->tpid, empty_attributes()))
+		return false;
+	lock_profile(l->client, false, l->row->tnt_id, &row);
+	if (!row.found || row.third_party_id != NULL)
+		return false;
+	(void) delete_profile_row(l->client, claim);
+	return update_profile(l->row, l->client, l->tpid, l->attrs, true);
+}
+
+/*
+ * Link the third-party id to the profile read, in a subtransaction that
+ * never waits for a lock while it holds a row (see link_attempt), so that
+ * no cycle of waits can go through it: a row held by another transaction
+ * undoes the attempt, which waits for that row holding nothing.  false:
+ * start over (the id may have gone to another profile: then a merge, or a
+ * 23505 that says why).
+ */
+static bool
+update_linking(const TpProfileRow *row, const char *client, const char *tpid, Jsonb *attrs)
+{
+	LinkCall	l = {row, client, tpid, attrs};
+	bool		locked_out;
+
+	if (tp_in_subtransaction(link_attempt, &l, ERRCODE_LOCK_NOT_AVAILABLE, &locked_out))
+		return true;
+	if (locked_out)
+		wait_for_row(client, false, row->tnt_id);
 	return false;
 }
 
@@ -855,7 +900,11 @@ TP_SQL_FUNCTION(tgtp_delete_profile)
 		deleted = delete_profile_row(client, row.row.tnt_id) > 0;
 	}
 	/* after the profile, so that a merge into it that we waited for is seen */
-	if (deleted && row.row.third_party_id != NULL && tp_aliases_installed())
+	/*
+	 * Whatever the row read said: a link and a merge into the profile may
+	 * have committed while our DELETE waited for them.
+	 */
+	if (deleted && tp_aliases_installed())
 	{
 		v[0] = CStringGetTextDatum(client);
 		v[1] = CStringGetTextDatum(row.row.tnt_id);
