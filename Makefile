@@ -42,7 +42,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation identity_merge
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation merge_aliases
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 # The specs live in test/isolation: --inputdir lets `make installcheck`
 # (pg_buildext, the Debian package's tests) find them.

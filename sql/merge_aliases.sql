@@ -1,4 +1,4 @@
--- Identity merge (issue 12): upsert_profile(..., merge => true) on a login
+-- Identity merge (issue 12), the rules and the aliases (w12-tests): upsert_profile(..., merge => true) on a login
 -- merges the anonymous pcId profile into the customer's, and the pcId
 -- becomes an alias that resolves wherever a pcId is accepted.
 SELECT tgt_profile.create_client('mrg');
