@@ -1,6 +1,8 @@
--- Identity merge (issue 12), the rules and the aliases (w12-tests): upsert_profile(..., merge => true) on a login
+-- Identity merge (issue 12): upsert_profile(..., merge => true) on a login
 -- merges the anonymous pcId profile into the customer's, and the pcId
--- becomes an alias that resolves wherever a pcId is accepted.
+-- becomes an alias that resolves wherever a pcId is accepted: the rules,
+-- and the alias in every call (batches on both write paths and the fast
+-- path of new keys), purge, drop_client, row-level security.
 SELECT tgt_profile.create_client('mrg');
 -- get_profile without its timestamps
 CREATE FUNCTION public.mrg_get(pc text DEFAULT NULL, tp text DEFAULT NULL, client text DEFAULT 'mrg')
