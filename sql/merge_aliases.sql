@@ -148,7 +148,7 @@ SELECT tgt_profile.purge_expired('mrg') >= 1 AS purged;
 SELECT * FROM public.mrg_rows() WHERE kind = 'alias';
 SELECT public.mrg_get('old-anon') IS NULL AS alias_purged;
 
--- get_profile lists the aliases, sorted, after lastSeenAt ([] when none).
+-- get_profile lists the aliases, sorted ([] when none).
 SELECT status FROM tgt_profile.upsert_profile('mrg', '{}', 'z', 'crm-z');
 SELECT count(*) FROM unnest(ARRAY['zb', 'za', 'zc']) pc, LATERAL tgt_profile.upsert_profile('mrg', '{}', pc, 'crm-z', merge => true);
 SELECT tgt_profile.get_profile('mrg', 'zc')->'aliases' AS sorted,
