@@ -29,9 +29,9 @@ $coord->safe_psql($db, q{
 });
 
 is($coord->safe_psql($db, q{
-	SELECT p.partmethod || ' ' || column_to_column_name(p.logicalrelid, p.partkey) || ' '
-		   || (p.colocationid = (SELECT colocationid FROM pg_dist_partition
-								  WHERE logicalrelid = 'tgt_profile.settings'::regclass))
+	SELECT format('%s %s %s', p.partmethod, column_to_column_name(p.logicalrelid, p.partkey),
+				  p.colocationid = (SELECT colocationid FROM pg_dist_partition
+									 WHERE logicalrelid = 'tgt_profile.settings'::regclass))
 	  FROM pg_dist_partition p WHERE p.logicalrelid = 'tgt_profile.aliases'::regclass}),
 	'h client true', 'aliases is hash-distributed by client, colocated with settings');
 is($coord->safe_psql($db, q{
