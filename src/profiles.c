@@ -303,6 +303,22 @@ raise_reason(const char *why)
 			 errmsg("%s", why)));
 }
 
+/* Delete one profile by its tnt_id; how many rows went (0 or 1). */
+static int
+delete_profile_row(const char *client, const char *tnt_id)
+{
+	static TpPlan plan = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}, .client_arg = 1
+	};
+	Datum		v[2];
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(tnt_id);
+	return tp_exec(&plan, v, NULL, false, 0);
+}
+
 /* ---------- identity merge ---------- */
 
 static Jsonb *
@@ -372,9 +388,11 @@ lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pa
 /*
  * Write the merge of the locked pair: the survivor gets the pcId's
  * attributes under its own (its own win), then the call's; the pcId's row
- * goes and the pcId becomes an alias of the survivor.  Audited.
+ * goes and the pcId becomes an alias of the survivor.  Audited.  false
+ * when a concurrent merge made the pcId an alias first (of this profile or
+ * another): the caller rolls back and starts over, and finds that alias.
  */
-static void
+static bool
 write_merge(const char *client, const char *pc_id, const char *tpid, const MergePair *pair,
 			const tp_attr *attrs, int nattrs, const char *actor)
 {
@@ -383,13 +401,9 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
 		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
-	static TpPlan delete = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
 	static TpPlan alias = {
-		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4)",
+		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4) "
+		"ON CONFLICT DO NOTHING",
 		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 	};
 	Jsonb	   *base = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
@@ -411,11 +425,12 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	v[3] = TimestampTzGetDatum(tp_now());
 	if (tp_exec(&update, v, NULL, false, 0) != 1)
 		elog(ERROR, "the locked profile of a merge was not updated");
-	v[1] = CStringGetTextDatum(pc_id);
-	if (tp_exec(&delete, v, NULL, false, 0) != 1)
+	if (delete_profile_row(client, pc_id) != 1)
 		elog(ERROR, "the locked profile of a merge was not deleted");
+	v[1] = CStringGetTextDatum(pc_id);
 	v[2] = CStringGetTextDatum(pair->into_tnt_id);
-	(void) tp_exec(&alias, v, NULL, false, 0);
+	if (tp_exec(&alias, v, NULL, false, 0) != 1)
+		return false;
 
 	initStringInfo(&detail);
 	appendStringInfoString(&detail, "{\"pcId\": ");
@@ -426,6 +441,7 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	escape_json(&detail, tpid);
 	appendStringInfoChar(&detail, '}');
 	tp_audit(client, actor, "merge_profiles", detail.data);
+	return true;
 }
 
 /*
@@ -505,9 +521,9 @@ merge_round(const char *client, const char *pc_id, const char *tpid, bool exists
 		if (exists || insert_profile(client, pc_id, NULL, empty_attributes()))
 		{
 			lock_pair(client, pc_id, tpid, &pair);
-			if (pair.have_from && pair.have_into)
+			if (pair.have_from && pair.have_into &&
+				write_merge(client, pc_id, tpid, &pair, attrs, nattrs, actor))
 			{
-				write_merge(client, pc_id, tpid, &pair, attrs, nattrs, actor);
 				*tnt_id = pair.into_tnt_id;
 				done = true;
 			}
@@ -554,13 +570,6 @@ merge_round(const char *client, const char *pc_id, const char *tpid, bool exists
 static bool
 created_alias_meanwhile(const char *client, const char *pc_id)
 {
-	static TpPlan delete = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
-	Datum		v[2];
-
 	if (!tp_client_has_aliases(client, NULL) || tp_alias_target(client, pc_id, NULL) == NULL)
 		return false;
 	if (IsolationUsesXactSnapshot())
@@ -568,9 +577,7 @@ created_alias_meanwhile(const char *client, const char *pc_id)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent merge of pc_id \"%s\"", pc_id),
 				 errhint("Retry the transaction.")));
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(pc_id);
-	(void) tp_exec(&delete, v, NULL, false, 0);
+	(void) delete_profile_row(client, pc_id);
 	return true;
 }
 
@@ -789,11 +796,6 @@ TP_SQL_FUNCTION(tgtp_get_profile)
  */
 TP_SQL_FUNCTION(tgtp_delete_profile)
 {
-	static TpPlan plan = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
 	static TpPlan unlink = {
 		"DELETE FROM tgt_profile.aliases "
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
@@ -810,12 +812,14 @@ TP_SQL_FUNCTION(tgtp_delete_profile)
 	if (!row.found)
 		PG_RETURN_BOOL(false);
 	tp_begin(&st, true);
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(row.row.tnt_id);
-	deleted = tp_exec(&plan, v, NULL, false, 0) > 0;
+	deleted = delete_profile_row(client, row.row.tnt_id) > 0;
 	/* after the profile, so that a merge into it that we waited for is seen */
 	if (deleted && row.row.third_party_id != NULL && tp_aliases_installed())
+	{
+		v[0] = CStringGetTextDatum(client);
+		v[1] = CStringGetTextDatum(row.row.tnt_id);
 		(void) tp_exec(&unlink, v, NULL, false, 0);
+	}
 	tp_end(&st);
 	PG_RETURN_BOOL(deleted);
 }
@@ -859,10 +863,11 @@ purge_client(const char *client, TimestampTz cutoff, const char *actor)
 {
 	/* before ALTER EXTENSION UPDATE to 1.2 (no aliases) */
 	static TpPlan plan_1_1 = {
-		"SELECT pg_catalog.count(*), 0::bigint FROM ("
+		"WITH gone AS ("
 		"  DELETE FROM tgt_profile.profiles "
 		"   WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2 "
-		"  RETURNING 1) gone",
+		"  RETURNING 1) "
+		"SELECT pg_catalog.count(*), 0::bigint FROM gone",
 		2, {TEXTOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	static TpPlan plan = {
