@@ -156,6 +156,10 @@ SELECT tgt_profile.get_profile('mrg', 'zc')->'aliases' AS sorted,
 
 -- Who reads aliases: approvers of the client (row-level security), not API
 -- callers; nobody writes them directly.
+-- (another client's alias, which the approver of mrg does not see)
+SELECT tgt_profile.create_client('mrg-other');
+SELECT status FROM tgt_profile.upsert_profile('mrg-other', '{}', 'o', 'crm-o');
+SELECT status FROM tgt_profile.upsert_profile('mrg-other', '{}', 'o-anon', 'crm-o', merge => true);
 CREATE ROLE regress_mrg_api IN ROLE tgt_profile_api;
 CREATE ROLE regress_mrg_appr IN ROLE tgt_profile_approver;
 SELECT tgt_profile.grant_approver('mrg', 'regress_mrg_appr');
@@ -164,12 +168,13 @@ SELECT tnt_id, status FROM tgt_profile.upsert_profile('mrg', '{"api": 1}', 'za',
 SELECT public.try($$SELECT * FROM tgt_profile.aliases$$) AS api_reads_aliases;
 RESET ROLE;
 SET ROLE regress_mrg_appr;
-SELECT count(*) AS approver_sees FROM tgt_profile.aliases;
+SELECT client, count(*) AS approver_sees FROM tgt_profile.aliases GROUP BY client;
 SELECT public.try($$DELETE FROM tgt_profile.aliases$$) AS approver_deletes;
 SELECT public.try($$INSERT INTO tgt_profile.aliases VALUES ('mrg', 'x', 'z', now())$$) AS approver_inserts;
 RESET ROLE;
 SELECT tgt_profile.revoke_approver('mrg', 'regress_mrg_appr');
 DROP ROLE regress_mrg_api, regress_mrg_appr;
+SELECT tgt_profile.drop_client('mrg-other');
 
 -- Under require-auth the merge needs the token like any upsert.
 SELECT tgt_profile.set_require_auth('mrg', true);
