@@ -9,9 +9,7 @@ SELECT * FROM tgt_profile.upsert_profile('im', '{"city": "Bern", "cart": 3}', pc
 
 -- without merge: the old answer, with a hint
 SELECT public.state($$SELECT tgt_profile.upsert_profile('im', '{}', pc_id => 'dev-1', third_party_id => 'crm-1')$$) AS no_merge;
-\set VERBOSITY verbose
 SELECT tgt_profile.upsert_profile('im', '{}', pc_id => 'dev-1', third_party_id => 'crm-1');
-\set VERBOSITY default
 -- merge: the customer's values win, the visitor's others are kept, then the call's apply
 SELECT * FROM tgt_profile.upsert_profile('im', '{"login": true, "cart": null}', pc_id => 'dev-1',
 										 third_party_id => 'crm-1', merge => true);
