@@ -60,6 +60,21 @@ sub holder
 # worker) and 'local' (inside BEGIN ... COMMIT on the shard's worker: the
 # local shard).
 my @routes = qw(delegated coordinator worker worker-txn local);
+# 10,000 records of new keys, then two more (the chunk after them is written
+# without reading its keys first), the last of the alias p
+my $big_batch = join("\n", (map { qq({"pcId": "n-$_", "f": $_}) } 1 .. 10000),
+	'{"pcId": "n2", "f": 1}', '{"pcId": "p", "fast": "1"}');
+
+# A plain statement of each form used below is delegated (Citus's DEBUG1
+# says so); a call with a named argument too.
+for my $form ("SELECT tgt_profile.upsert_profile('x', '{}', 'p', 'crm-x', NULL, true)",
+	"SELECT tgt_profile.upsert_profile('x', '{}', 'p', 'crm-x', merge => true)",
+	"SELECT tgt_profile.get_profile('x', 'p')", "SELECT tgt_profile.delete_profile('x', 'p')",
+	"SELECT tgt_profile.bulk_update('x', E'batch=pcId,a\\np,1\\n')")
+{
+	my ($out, $state, $err) = psql_state($coord, $db, "SET client_min_messages = debug1; $form");
+	like($err, qr/pushing down the function call/, "delegated: $form");
+}
 my %node_of;
 
 # call($route, $sql): ($out, $sqlstate, $err) of $sql on that route.
@@ -115,9 +130,9 @@ for my $route (@routes)
 		'0', "$route: p's row is gone");
 
 	($out, $state, $err) = call($route,
-		"SELECT p->>'tntId', p->'profile', p->'aliases' FROM tgt_profile.get_profile('$c', 'p') p");
+		"SELECT tgt_profile.get_profile('$c', 'p')");
 	check($route, 'get_profile through the alias',
-		$state eq '' && $out eq 'q|{"both": "q", "cart": "3", "tier": "gold", "login": "1"}|["p"]',
+		$state eq '' && $out =~ /^\{"tntId": "q", "aliases": \["p"\], "profile": \{"both": "q", "cart": "3", "tier": "gold", "login": "1"\}, /,
 		$err || "returned '$out'");
 
 	($out, $state, $err) = call($route,
@@ -126,9 +141,18 @@ for my $route (@routes)
 		$err || "returned '$out'");
 
 	($out, $state, $err) = call($route,
-		"SELECT rows_total, rows_created, rows_updated FROM tgt_profile.bulk_update('$c', E'batch=pcId,b\\np,1\\nq,\\n')");
-	check($route, 'bulk_update through the alias', $state eq '' && $out eq '2|0|1',
+		"SELECT tgt_profile.bulk_update('$c', E'batch=pcId,b\\np,1\\nq,\\n')");
+	check($route, 'bulk_update through the alias', $state eq '' && $out =~ /^\(\d+,complete,2,0,1,1,0,0\)$/,
 		$err || "returned '$out'");
+
+	# a chunk of 10,000 new keys, then one written without reading its keys
+	# first: its alias still resolves
+	($out, $state, $err) = call($route, "SELECT tgt_profile.bulk_update('$c', '$big_batch')");
+	check($route, 'bulk_update through the alias in a second chunk',
+		$state eq '' && $out =~ /^\(\d+,complete,10002,10001,1,0,0,0\)$/, $err || "returned '$out'");
+	$coord->safe_psql($db, "DELETE FROM tgt_profile.profiles WHERE client = '$c' AND tnt_id LIKE 'n%'");
+	$coord->safe_psql($db, qq{UPDATE tgt_profile.profiles SET attributes = attributes - 'fast'
+		WHERE client = '$c' AND tnt_id = 'q'});
 
 	($out, $state, $err) = call($route,
 		"SELECT tgt_profile.upsert_profile('$c', '{}', 'p-new', 'crm-q', merge => true)");
