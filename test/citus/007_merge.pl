@@ -66,10 +66,14 @@ my $big_batch = join("\n", (map { qq({"pcId": "n-$_", "f": $_}) } 1 .. 10000),
 	'{"pcId": "n2", "f": 1}', '{"pcId": "p", "fast": "1"}');
 
 # A plain statement of each form used below is delegated (Citus's DEBUG1
-# says so); a call with a named argument too.
+# says so); a call with a named argument too, and the forms of the steps of
+# specs/identity_merge.spec (the function in FROM, an argument an
+# expression).
 for my $form ("SELECT tgt_profile.upsert_profile('x', '{}', 'p', 'crm-x', NULL, true)",
 	"SELECT tgt_profile.upsert_profile('x', '{}', 'p', 'crm-x', merge => true)",
-	"SELECT tgt_profile.get_profile('x', 'p')", "SELECT tgt_profile.delete_profile('x', 'p')",
+	"SELECT tgt_profile.get_profile('x', 'p')",
+	"SELECT tnt_id, status FROM tgt_profile.upsert_profile('x', jsonb_build_object('a', 1), 'p', 'crm-x', merge => true)",
+	"SELECT tgt_profile.delete_profile('x', 'p')",
 	"SELECT tgt_profile.bulk_update('x', E'batch=pcId,a\\np,1\\n')")
 {
 	my ($out, $state, $err) = psql_state($coord, $db, "SET client_min_messages = debug1; $form");
