@@ -43,11 +43,11 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles identity_merge bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles identity_merge bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation merge_aliases
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 # The specs live in test/isolation: --inputdir lets `make installcheck`
 # (pg_buildext, the Debian package's tests) find them.
-ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema settings_cache
+ISOLATION      = token_rotation profile_merge bulk_concurrency fresh_authorization client_races old_schema settings_cache identity_merge
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pgcrypto --load-extension=$(EXTENSION)
 
 EXTRA_CLEAN = results regression.diffs regression.out log tmp_check output_iso .pg_version \

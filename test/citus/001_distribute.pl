@@ -64,15 +64,15 @@ like($err, qr/must run on the coordinator/, '... saying to run it on the coordin
 ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute()',
 	extra_params => [ '-U', 'ops' ]);
 is($state, '', 'distribute() by a member of tgt_profile_admin') or diag($err);
-like($err, qr/7 tables distributed, 14 functions delegated/, '... says what it did');
+like($err, qr/8 tables distributed, 14 functions delegated/, '... says what it did');
 
-my $tables = "'settings', 'approvers', 'token_store', 'audit_log', 'profiles', 'batches', 'batch_rejects'";
+my $tables = "'settings', 'approvers', 'token_store', 'audit_log', 'profiles', 'aliases', 'batches', 'batch_rejects'";
 is($coord->safe_psql($db, qq{
 	SELECT string_agg(format('%s %s %s', c.relname, p.partmethod,
 							 column_to_column_name(p.logicalrelid, p.partkey)), ', ' ORDER BY c.relname)
 	  FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
 	 WHERE c.relnamespace = 'tgt_profile'::regnamespace AND NOT c.relispartition}),
-	'approvers h client, audit_log h client, batch_rejects h client, batches h client, '
+	'aliases h client, approvers h client, audit_log h client, batch_rejects h client, batches h client, '
 	  . 'profiles h client, settings h client, token_store h client',
 	'every table is hash-distributed by client');
 is($coord->safe_psql($db, qq{
@@ -111,7 +111,7 @@ is($coord->safe_psql($db, q{
 	  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 	 WHERE c.relnamespace = 'tgt_profile'::regnamespace AND t.tgisinternal
 	   AND t.tgname LIKE 'truncate_trigger%'}),
-	'citus_truncate_trigger on 7', 'the coordinator\'s shells carry Citus\'s internal truncate trigger');
+	'citus_truncate_trigger on 8', 'the coordinator\'s shells carry Citus\'s internal truncate trigger');
 is($workers[0]->safe_psql($db, q{
 	SET citus.override_table_visibility = off;
 	SELECT string_agg(DISTINCT regexp_replace(t.tgname, '_[0-9]+$', ''), ',')
@@ -137,7 +137,7 @@ my $delegated = join(', ', sort map { "tgt_profile.$_" } (
 	'create_client(text,boolean)', 'delete_profile(text,text,text,text)', 'drop_client(text)',
 	'generate_token(text,interval,interval)', 'get_profile(text,text,text,text)',
 	'grant_approver(text,regrole,text)', 'revoke_approver(text,regrole)', 'revoke_tokens(text)',
-	'set_require_auth(text,boolean)', 'upsert_profile(text,jsonb,text,text,text)',
+	'set_require_auth(text,boolean)', 'upsert_profile(text,jsonb,text,text,text,boolean)',
 	'verify_token(text,text)'));
 is($coord->safe_psql($db, $delegated_sql), $delegated,
 	'the client-first functions are delegated by their first argument, colocated with settings');

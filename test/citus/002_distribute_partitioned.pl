@@ -52,8 +52,8 @@ $coord->safe_psql($db, q{SET citus.enable_unsafe_triggers = on;
 
 ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.distribute(shard_count => 6)');
 is($state, '', 'distribute() with partitioned profiles completes a partial distribution') or diag($err);
-like($err, qr/5 tables distributed, 14 functions delegated, 3 local copies emptied/,
-	'... distributing the 5 tables left, emptying the 3 shells that held rows');
+like($err, qr/6 tables distributed, 14 functions delegated, 3 local copies emptied/,
+	'... distributing the 6 tables left, emptying the 3 shells that held rows');
 
 is($coord->safe_psql($db, q{
 	SELECT string_agg(format('%s %s %s', p.logicalrelid::regclass,
@@ -158,6 +158,34 @@ for my $i (1 .. 6)
 	like($out, qr/^\n?\(p1,created\)\n\(p1,updated\)\n1\|1\|1\n\{"a": "3", "b": "2"\}\nt\n1$/,
 		"partitioned, $route: the same results as on one node") or diag($out);
 }
+
+# A login merge on the partitioned layout, on both routes: p1 folded into
+# the customer's profile, the alias resolving in get, upsert, a batch and
+# delete.
+for my $i (1 .. 6)
+{
+	my $c = "pc$i";
+	my $txn = $i % 2;
+	my $sql = qq{
+		SELECT tgt_profile.upsert_profile('$c', '{"c": "1"}', 'cust', 'crm-1');
+		SELECT tgt_profile.upsert_profile('$c', '{"login": "1"}', 'p1', 'crm-1', merge => true);
+		SELECT p->>'tntId', p->'aliases' FROM tgt_profile.get_profile('$c', 'p1') p;
+		SELECT tgt_profile.upsert_profile('$c', '{"u": "1"}', 'p1');
+		SELECT rows_created, rows_updated FROM tgt_profile.bulk_update('$c', E'batch=pcId,d\\np1,4\\n');
+		SELECT attributes FROM tgt_profile.profiles WHERE client = '$c' AND tnt_id = 'cust';
+		SELECT count(*) FROM tgt_profile.aliases WHERE client = '$c';
+		SELECT tgt_profile.delete_profile('$c', 'p1');
+		SELECT count(*) FROM tgt_profile.aliases WHERE client = '$c';
+	};
+	$sql = "BEGIN; $sql COMMIT;" if $txn;
+	my ($out, $state, $err) = psql_state($coord, $db, $sql);
+	my $route = $txn ? 'through the coordinator' : 'delegated';
+	is($state, '', "partitioned, $route: a merge in $c") or diag($err);
+	is($out, join("\n", '(cust,created)', '(cust,merged)', 'cust|["p1"]', '(cust,updated)', '0|1',
+			'{"a": "3", "b": "2", "c": "1", "d": "4", "u": "1", "login": "1"}', '1', 't', '0'),
+		"partitioned, $route: the same results as on one node");
+}
+
 for my $n ($coord, @workers)
 {
 	CitusCluster::shells_empty($n, $db, 'after the calls');

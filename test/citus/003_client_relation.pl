@@ -37,7 +37,7 @@ is($_->query_safe($ask_pre), 'tgt_profile.settings', 'an open session asks befor
 my ($out, $state, $err) = psql_state($coord, $db,
 	'SELECT tgt_profile.distribute(shard_count => 8, delegate => false)');
 is($state, '', 'distribute(shard_count => 8, delegate => false)') or diag($err);
-like($err, qr/7 tables distributed, 0 functions delegated/, '... delegating no function');
+like($err, qr/8 tables distributed, 0 functions delegated/, '... delegating no function');
 for my $i (0 .. $#nodes)
 {
 	is($early[$i]->query_safe($ask_pre), $nodes[$i]->safe_psql($db, $ask_pre),
@@ -58,7 +58,7 @@ my $n_clients = scalar @clients;
 note('server_encoding ' . $coord->safe_psql($db, 'SHOW server_encoding')
 	  . ': the codes are hashed as the bytes the server stores');
 my $array = 'ARRAY[' . join(', ', map { (my $c = $_) =~ s/'/''/g; "'$c'" } @clients) . ']::text[]';
-my $tables = q{'settings', 'approvers', 'token_store', 'audit_log', 'profiles', 'batches', 'batch_rejects'};
+my $tables = q{'settings', 'approvers', 'token_store', 'audit_log', 'profiles', 'aliases', 'batches', 'batch_rejects'};
 
 # per (client, table): the storage layer's answer, and Citus's
 my $compare_sql = qq{
@@ -85,7 +85,7 @@ for my $n (@nodes)
 			count(*) FILTER (WHERE local), count(*) FILTER (WHERE local AND shard IS NULL))
 		  FROM y});
 	my ($total, $same, $local, $missing) = split / /, $r;
-	is($total, $n_clients * 7, "$n_clients clients x 7 tables asked on " . $n->name);
+	is($total, $n_clients * 8, "$n_clients clients x 8 tables asked on " . $n->name);
 	is($same, $total, 'client_relation() is Citus\'s shard where local, NULL elsewhere, on ' . $n->name)
 	  or diag($n->safe_psql($db, $compare_sql . q{
 		SELECT string_agg(format('%s/%s: got %s, Citus %s (local %s)', left(client, 20), tbl,
@@ -97,7 +97,7 @@ for my $n (@nodes)
 }
 is($local_per_node{coord}, '0', 'the coordinator holds no shard: NULL for every client');
 ok($local_per_node{worker1} > 0 && $local_per_node{worker2} > 0, 'both workers hold some clients\' shards');
-is($local_per_node{worker1} + $local_per_node{worker2}, $n_clients * 7,
+is($local_per_node{worker1} + $local_per_node{worker2}, $n_clients * 8,
 	'each (client, table) is local on exactly one worker');
 # the same answers from a second call in one session (the cache)
 is($workers[0]->safe_psql($db, qq{

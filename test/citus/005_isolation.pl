@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CitusCluster;
 
-my @specs = qw(token_revoke profile_merge client_drop);
+my @specs = qw(token_revoke profile_merge client_drop identity_merge);
 
 # pg_isolation_regress: beside run-tests.sh's PG_REGRESS, else in PGXS.
 my $regress_dir;

@@ -18,7 +18,7 @@ use TgtProfileTest;
 my ($coord, @workers) = CitusCluster::start(2);
 my @nodes = ($coord, @workers);
 my $db = 'postgres';
-my @tables = qw(settings approvers token_store audit_log profiles batches batch_rejects);
+my @tables = qw(settings approvers token_store audit_log profiles aliases batches batch_rejects);
 
 $coord->safe_psql($db, q{
 	CREATE EXTENSION tgt_profile CASCADE;
@@ -40,6 +40,8 @@ for my $i (0 .. $#clients)
 		SELECT tgt_profile.upsert_profile('$c', '{"n": "1"}', 'p1');
 		SELECT tgt_profile.upsert_profile('$c', '{"n": "2"}', 'p1');
 		SELECT tgt_profile.bulk_update('$c', E'batch=pcId,a\\np2,x\\np3,y\\np4,%ZZ\\n');
+		SELECT tgt_profile.upsert_profile('$c', '{"m": "1"}', 'p5', 'crm-5');
+		SELECT tgt_profile.upsert_profile('$c', '{}', 'p6', 'crm-5', merge => true);
 	};
 	$sql = "BEGIN; $sql COMMIT;" if $i % 2;
 	my ($out, $state, $err) = psql_state($coord, $db, $sql);
@@ -53,7 +55,8 @@ for my $t (@tables)
 {
 	$through_citus{$t} = $coord->safe_psql($db, "SELECT count(*) FROM tgt_profile.$t");
 }
-is($through_citus{profiles}, 12 * 3, 'three profiles per client, seen through Citus');
+is($through_citus{profiles}, 12 * 4, 'four profiles per client, seen through Citus');
+is($through_citus{aliases}, 12, 'one alias per client');
 is($through_citus{batch_rejects}, 12, 'one reject per client');
 
 # The shard relations on the workers hold them all.
