@@ -376,10 +376,11 @@ lock_profile(const char *client, bool by_third_party, const char *key, LockedRow
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum		tp = SPI_getbinval(tup, desc, 2, &isnull);
+		bool		tp_null;
+		Datum		tp = SPI_getbinval(tup, desc, 2, &tp_null);
 
 		out->tnt_id = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		out->third_party_id = isnull ? NULL : TextDatumGetCString(tp);
+		out->third_party_id = tp_null ? NULL : TextDatumGetCString(tp);
 		out->attributes = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
