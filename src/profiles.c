@@ -325,16 +325,6 @@ empty_attributes(void)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 }
 
-/* The two rows of a merge, locked by lock_pair. */
-typedef struct MergePair
-{
-	bool		have_from;		/* the pcId's profile, without a third-party id */
-	Jsonb	   *from_attrs;
-	bool		have_into;		/* the profile of the third-party id */
-	char	   *into_tnt_id;
-	Jsonb	   *into_attrs;
-} MergePair;
-
 /* A profile locked by lock_profile. */
 typedef struct LockedRow
 {
@@ -391,20 +381,14 @@ lock_profile(const char *client, bool by_third_party, const char *key, LockedRow
  * read them as they now are: still a merge (the pcId's profile without a
  * third-party id, the id on another profile)?
  */
-static void
-lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pair)
+static bool
+lock_pair(const char *client, const char *pc_id, const char *tpid,
+		  LockedRow *from, LockedRow *into)
 {
-	LockedRow	from;
-	LockedRow	into;
-
-	memset(pair, 0, sizeof(*pair));
-	lock_profile(client, false, pc_id, &from);
-	lock_profile(client, true, tpid, &into);
-	pair->have_from = from.found && from.third_party_id == NULL;
-	pair->from_attrs = from.attributes;
-	pair->have_into = into.found && strcmp(into.tnt_id, pc_id) != 0;
-	pair->into_tnt_id = into.tnt_id;
-	pair->into_attrs = into.attributes;
+	lock_profile(client, false, pc_id, from);
+	lock_profile(client, true, tpid, into);
+	return from->found && from->third_party_id == NULL &&
+		into->found && strcmp(into->tnt_id, pc_id) != 0;
 }
 
 /*
@@ -415,7 +399,8 @@ lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pa
  * another): the caller rolls back and starts over, and finds that alias.
  */
 static bool
-write_merge(const char *client, const char *pc_id, const char *tpid, const MergePair *pair,
+write_merge(const char *client, const char *pc_id, const char *tpid,
+			const LockedRow *from, const LockedRow *into,
 			const tp_attr *attrs, int nattrs, const char *actor)
 {
 	static TpPlan update = {
@@ -429,8 +414,8 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 	};
 	Jsonb	   *base = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
-														  JsonbPGetDatum(pair->from_attrs),
-														  JsonbPGetDatum(pair->into_attrs)));
+														  JsonbPGetDatum(from->attributes),
+														  JsonbPGetDatum(into->attributes)));
 	Jsonb	   *merged;
 	bool		changed;
 	char		buf[TP_REASON_LEN];
@@ -442,7 +427,7 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	if (why)
 		raise_reason(why);
 	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(pair->into_tnt_id);
+	v[1] = CStringGetTextDatum(into->tnt_id);
 	v[2] = JsonbPGetDatum(merged);
 	v[3] = TimestampTzGetDatum(tp_now());
 	if (tp_exec(&update, v, NULL, false, 0) != 1)
@@ -450,7 +435,7 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	if (delete_profile_row(client, pc_id) != 1)
 		elog(ERROR, "the locked profile of a merge was not deleted");
 	v[1] = CStringGetTextDatum(pc_id);
-	v[2] = CStringGetTextDatum(pair->into_tnt_id);
+	v[2] = CStringGetTextDatum(into->tnt_id);
 	if (tp_exec(&alias, v, NULL, false, 0) != 1)
 		return false;
 
@@ -458,7 +443,7 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	appendStringInfoString(&detail, "{\"pcId\": ");
 	escape_json(&detail, pc_id);
 	appendStringInfoString(&detail, ", \"tntId\": ");
-	escape_json(&detail, pair->into_tnt_id);
+	escape_json(&detail, into->tnt_id);
 	appendStringInfoString(&detail, ", \"thirdPartyId\": ");
 	escape_json(&detail, tpid);
 	appendStringInfoChar(&detail, '}');
@@ -527,15 +512,15 @@ static bool
 merge_attempt(void *arg)
 {
 	MergeCall  *m = arg;
-	MergePair	pair;
+	LockedRow	from;
+	LockedRow	into;
 
 	if (!m->exists && !insert_profile(m->client, m->pc_id, NULL, empty_attributes()))
 		return false;			/* created meanwhile */
-	lock_pair(m->client, m->pc_id, m->tpid, &pair);
-	if (!pair.have_from || !pair.have_into ||
-		!write_merge(m->client, m->pc_id, m->tpid, &pair, m->attrs, m->nattrs, m->actor))
+	if (!lock_pair(m->client, m->pc_id, m->tpid, &from, &into) ||
+		!write_merge(m->client, m->pc_id, m->tpid, &from, &into, m->attrs, m->nattrs, m->actor))
 		return false;
-	m->tnt_id = pair.into_tnt_id;
+	m->tnt_id = into.tnt_id;
 	return true;
 }
 
