@@ -12,22 +12,24 @@
 --   alias   the customers' records keyed by the alias pcId
 --   plain   every record keyed by its profile's own tnt_id
 -- Files written into DIR: alias.csv, plain.csv (the batches), state.profiles
--- and state.aliases (the starting state, for COPY), final.copy (the rows
--- the profiles hold after a batch, for the COPY reference).
+-- and state.aliases (the starting state, for COPY; rows of the same size
+-- as after a batch, so also the COPY reference's rows).
 \set ON_ERROR_STOP on
 \set f_profiles :dir '/state.profiles'
 \set f_aliases :dir '/state.aliases'
 \set f_plain :dir '/plain.csv'
 \set f_alias :dir '/alias.csv'
-\set f_final :dir '/final.copy'
 SET client_min_messages = warning;
 SELECT tgt_profile.create_client('b');
 CREATE SCHEMA bench;
 
--- v(i, round, j): a 10-20 character value of attribute j
-CREATE FUNCTION bench.v(i int, r int, j int) RETURNS text
+-- v(h, i, j): the value of attribute j (1..5) of record i, 10-20
+-- characters of h (md5 of the record and the round): overlapping slices,
+-- one md5 a record and round instead of five.  Its length depends on i and
+-- j only, so that the rows before and after a batch have the same size.
+CREATE FUNCTION bench.v(h text, i int, j int) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-	SELECT substr(md5(r || '-' || j || '-' || i), 1, 10 + (i + j) % 11)
+	SELECT substr(h, 2 * j - 1, 10 + (i + j) % 11)
 $$;
 
 CREATE UNLOGGED TABLE bench.rec AS
@@ -35,16 +37,15 @@ SELECT i, i % 100 < :pct AS customer,
 	   md5('k' || i) || '.35_0' AS tnt_id,
 	   CASE WHEN i % 100 < :pct THEN md5('p' || i) || '.35_0' END AS alias,
 	   CASE WHEN i % 100 < :pct THEN 'crm-' || i END AS third_party_id,
-	   bench.v(i, 1, 1) AS n1, bench.v(i, 1, 2) AS n2, bench.v(i, 1, 3) AS n3,
-	   bench.v(i, 1, 4) AS n4, bench.v(i, 1, 5) AS n5
+	   md5('0-' || i) AS h0, md5('1-' || i) AS h1
   FROM generate_series(1, :n) i;
 ALTER TABLE bench.rec ADD PRIMARY KEY (i);
 
 -- The profiles, then the anonymous ones merged into the customers'.
 INSERT INTO tgt_profile.profiles (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at)
 SELECT 'b', tnt_id, third_party_id,
-	   jsonb_build_object('param1', bench.v(i, 0, 1), 'param2', bench.v(i, 0, 2), 'param3', bench.v(i, 0, 3),
-						  'param4', bench.v(i, 0, 4), 'param5', bench.v(i, 0, 5)),
+	   jsonb_build_object('param1', bench.v(h0, i, 1), 'param2', bench.v(h0, i, 2), 'param3', bench.v(h0, i, 3),
+						  'param4', bench.v(h0, i, 4), 'param5', bench.v(h0, i, 5)),
 	   now(), now(), now()
   FROM bench.rec;
 INSERT INTO tgt_profile.profiles (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at)
@@ -68,19 +69,14 @@ COPY (SELECT * FROM tgt_profile.aliases WHERE client = 'b') TO :'f_aliases';
 -- backslashes writes the lines as they are.
 COPY (SELECT line FROM (SELECT 0 AS i, 'batch=pcId,param1,param2,param3,param4,param5' AS line
 						UNION ALL
-						SELECT i, tnt_id || ',' || n1 || ',' || n2 || ',' || n3 || ',' || n4 || ',' || n5
+						SELECT i, tnt_id || ',' || bench.v(h1, i, 1) || ',' || bench.v(h1, i, 2) || ','
+								  || bench.v(h1, i, 3) || ',' || bench.v(h1, i, 4) || ',' || bench.v(h1, i, 5)
 						  FROM bench.rec) s ORDER BY i) TO :'f_plain';
 COPY (SELECT line FROM (SELECT 0 AS i, 'batch=pcId,param1,param2,param3,param4,param5' AS line
 						UNION ALL
-						SELECT i, coalesce(alias, tnt_id) || ',' || n1 || ',' || n2 || ',' || n3 || ',' || n4 || ',' || n5
+						SELECT i, coalesce(alias, tnt_id) || ',' || bench.v(h1, i, 1) || ',' || bench.v(h1, i, 2) || ','
+								  || bench.v(h1, i, 3) || ',' || bench.v(h1, i, 4) || ',' || bench.v(h1, i, 5)
 						  FROM bench.rec) s ORDER BY i) TO :'f_alias';
-
--- The rows a batch leaves (timestamps aside), for the COPY reference.
-COPY (SELECT 'b', r.tnt_id, r.third_party_id,
-			 p.attributes || jsonb_build_object('param1', n1, 'param2', n2, 'param3', n3, 'param4', n4, 'param5', n5),
-			 now(), now(), now()
-		FROM bench.rec r JOIN tgt_profile.profiles p ON p.client = 'b' AND p.tnt_id = r.tnt_id
-	   ORDER BY r.i) TO :'f_final';
 
 -- The batches as text, read once (see bulk/setup.sql).
 CREATE UNLOGGED TABLE bench.batch (name text PRIMARY KEY, body text NOT NULL);
