@@ -22,6 +22,7 @@ OBJS = \
 	src/request_headers.o \
 	src/clients.o \
 	src/attributes.o \
+	src/aliases.o \
 	src/profiles.o \
 	src/profile_write.o \
 	src/bulk.o \
@@ -42,7 +43,7 @@ SHLIB_LINK  = -ljansson -lcrypto
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles identity_merge bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 # The specs live in test/isolation: --inputdir lets `make installcheck`
 # (pg_buildext, the Debian package's tests) find them.

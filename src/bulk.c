@@ -166,6 +166,7 @@ typedef struct Batch
 	bool		assume_new;		/* this chunk's keys are taken to be new */
 	bool		remote;			/* the client's shard is on another node
 								 * (Citus): read and write through SQL */
+	bool		has_aliases;	/* the client has merged pcIds (this round) */
 	int64		found;			/* existing profiles the last read found */
 	int64		row_limit;		/* max_batch_rows or what the quota leaves */
 	bool		quota_bound;	/* row_limit comes from the daily quota */
@@ -491,6 +492,75 @@ fetch_profiles(Batch *b, ChunkMap *m, tp_key_kind kind, char **keys, int nkeys)
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
 	return found;
+}
+
+/*
+ * The chunk's pcIds that are no profile but an alias of one (a merged
+ * visitor, aliases.c): fetch the profile and register the pcId as one more
+ * of its keys.  keys are sorted (fetch_profiles sorted them).  Read only
+ * when the client has any alias at all (b->has_aliases), and then only
+ * for the pcIds no profile has.
+ */
+static int
+fetch_aliased(Batch *b, ChunkMap *m, char **keys, int nkeys)
+{
+	char	  **misses;
+	char	  **targets;
+	int			nmisses = 0;
+	TpAlias    *aliases;
+	int			n;
+	int			found;
+	Snapshot	snap;
+
+	if (!b->has_aliases || nkeys == 0)
+		return 0;
+	misses = palloc(sizeof(char *) * nkeys);
+	for (int i = 0; i < nkeys; i++)
+		if (resolve(m, TP_KEY_PCID, keys[i]) == NULL)
+			misses[nmisses++] = keys[i];
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	n = tp_aliases_of_keys(b->client, misses, nmisses, snap, &aliases);
+	UnregisterSnapshot(snap);
+	if (n == 0)
+		return 0;
+	targets = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+		targets[i] = aliases[i].tnt_id;
+	found = fetch_profiles(b, m, TP_KEY_PCID, targets, n);
+	for (int i = 0; i < n; i++)
+	{
+		Profile    *p = resolve(m, TP_KEY_PCID, aliases[i].tnt_id);
+
+		if (p != NULL)
+			map_key(m, TP_KEY_PCID, aliases[i].pc_id, p);
+	}
+	return found;
+}
+
+/*
+ * After inserting the chunk's new profiles: was one of their pcIds made
+ * an alias since we read (a merge of a pcId unknown then, committed
+ * meanwhile)?  Read as committed now.  The merge's own insert of that pcId
+ * makes such a race rare; the batch then fails whole, to be retried.
+ */
+static void
+check_new_not_merged(Batch *b, Profile **created, int ncreated)
+{
+	char	  **keys = palloc(sizeof(char *) * Max(ncreated, 1));
+	int			n = 0;
+	TpAlias    *aliases;
+
+	for (int i = 0; i < ncreated; i++)
+		if (created[i]->row.third_party_id == NULL)	/* created by its pcId */
+			keys[n++] = unconstify(char *, created[i]->row.tnt_id);
+	if (n == 0 || !tp_client_has_aliases(b->client, NULL))
+		return;
+	if (tp_aliases_of_keys(b->client, keys, n, NULL, &aliases) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not apply the batch: pcId \"%s\" was merged into another profile while the batch created it",
+						aliases[0].pc_id),
+				 errhint("Retry the batch; nothing of it was applied.")));
 }
 
 /* ---------- merging ---------- */
@@ -968,6 +1038,7 @@ write_profiles(Batch *b, ChunkMap *m)
 	misses = insert_new(b, &ins);
 	if (misses < 0)
 		return misses;
+	check_new_not_merged(b, ins.profiles, ins.n);
 	return misses + update_existing(b, &upd);
 }
 
@@ -1024,9 +1095,17 @@ apply_round(Batch *b, bool *pending)
 	int			nkeys[2] = {0, 0};
 	int			misses;
 	int			next = b->nrecs;	/* the first record left to the next round */
+	Snapshot	snap;
 
 	keys[0] = palloc(sizeof(char *) * Max(b->nrecs, 1));
 	keys[1] = palloc(sizeof(char *) * Max(b->nrecs, 1));
+	/* a pcId may be an alias: never guess that one is new then */
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	b->has_aliases = tp_client_has_aliases(b->client, snap);
+	UnregisterSnapshot(snap);
+	if (b->has_aliases)
+		b->assume_new = false;
 	for (int i = 0; i < b->nrecs; i++)
 	{
 		Rec		   *r = &b->recs[i];
@@ -1036,6 +1115,7 @@ apply_round(Batch *b, bool *pending)
 	}
 	b->found = fetch_profiles(b, map, TP_KEY_PCID, keys[0], nkeys[0]) +
 		fetch_profiles(b, map, TP_KEY_THIRD_PARTY_ID, keys[1], nkeys[1]);
+	b->found += fetch_aliased(b, map, keys[0], nkeys[0]);
 
 	for (int i = 0; i < b->nrecs; i++)
 		if (pending[i])

@@ -60,8 +60,8 @@ TP_SQL_FUNCTION(tgtp_create_client)
 
 /*
  * drop_client(client): the client and all its data; the audit log is kept.
- * Profiles and batches have no foreign key (it would cost every bulk row a
- * check), so they are deleted here.
+ * Profiles, their aliases and batches have no foreign key (it would cost
+ * every bulk row a check), so they are deleted here.
  */
 TP_SQL_FUNCTION(tgtp_drop_client)
 {
@@ -71,6 +71,9 @@ TP_SQL_FUNCTION(tgtp_drop_client)
 	static TpPlan del_profiles = {
 		"DELETE FROM tgt_profile.profiles WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID},
 		.client_arg = 1
+	};
+	static TpPlan del_aliases = {
+		"DELETE FROM tgt_profile.aliases WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
 	};
 	static TpPlan del_batches = {
 		"DELETE FROM tgt_profile.batches WHERE client OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
@@ -98,6 +101,8 @@ TP_SQL_FUNCTION(tgtp_drop_client)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("client \"%s\" does not exist", client)));
 	profiles = tp_exec_fresh(&del_profiles, &v, NULL, false, 0);
+	if (tp_aliases_installed())
+		(void) tp_exec_fresh(&del_aliases, &v, NULL, false, 0);
 	(void) tp_exec_fresh(&del_batches, &v, NULL, false, 0);
 	initStringInfo(&detail);
 	appendStringInfo(&detail, "{\"profiles\": %d}", profiles);

@@ -631,7 +631,7 @@ tp_client_shell(const char *relname, const char *client)
 /*
  * The OID of the relation on this node that holds client's rows of our
  * table relname (settings, approvers, token_store, audit_log, profiles,
- * batches, batch_rejects): the table; its hash partition for the client;
+ * aliases, batches, batch_rejects): the table; its hash partition for the client;
  * on Citus, the client's shard when this node holds a placement of it.
  * Otherwise InvalidOid with *elsewhere set: the rows are on another node,
  * and only SQL (which Citus routes) reaches them.  The caller holds a lock
@@ -810,7 +810,7 @@ TP_SQL_FUNCTION(tgtp_client_relation)
 {
 	static const char *const tables[] = {
 		"settings", "approvers", "token_store", "audit_log", "profiles",
-		"batches", "batch_rejects"
+		"aliases", "batches", "batch_rejects"
 	};
 	char	   *tbl = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *client = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -826,7 +826,7 @@ TP_SQL_FUNCTION(tgtp_client_relation)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a table of tgt_profile that holds clients' rows", tbl),
-				 errhint("Name one of settings, approvers, token_store, audit_log, profiles, batches, batch_rejects.")));
+				 errhint("Name one of settings, approvers, token_store, audit_log, profiles, aliases, batches, batch_rejects.")));
 	rel = tp_open_table(relname, AccessShareLock);
 	result = tp_client_relation(relname, client, &elsewhere);
 	if (!elsewhere && strcmp(relname, "profiles") == 0)

@@ -11,6 +11,12 @@
  * over on the newer version.  So no committed
  * attribute is ever lost, and nobody waits on a lock it does not need.
  *
+ * A pcId merged into a customer's profile (merge => true, a login) is an
+ * alias of it (aliases.c), resolved wherever a pcId is accepted.  The merge
+ * is the one write that changes two profiles: it locks both rows, and
+ * never waits for a lock while it holds one it took (see merge_round), so
+ * it cannot deadlock with a batch, an upsert or another merge.
+ *
  *-------------------------------------------------------------------------
  */
 #include "tgt_profile.h"
@@ -18,6 +24,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "attributes.h"
 #include "profile_write.h"
 #include "catalog/pg_type.h"
@@ -30,7 +37,9 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 /* How often a conflicting concurrent change may send an upsert round. */
@@ -148,44 +157,72 @@ require_key(const char *pc_id, const char *third_party_id)
 }
 
 static void
-link_conflict(const char *third_party_id, const char *detail)
+link_conflict(const char *third_party_id, const char *detail, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("third-party id \"%s\" cannot be linked to this profile", third_party_id),
 			 errdetail("%s", detail),
-			 errhint("Nothing was changed.")));
+			 errhint("Nothing was changed.%s", hint)));
 }
 
 /*
- * Which profile an upsert writes (target->found false: a new one), and
- * whether it must link the third-party id to it.
+ * The profile a pcId names: the profile whose tnt_id it is, else the one
+ * it is an alias of (the aliases are read only for a pcId that is no
+ * profile).
  */
 static void
-resolve_target(const char *client, const char *pc_id, const char *tpid,
-			   Snapshot snap, ProfileRow *target, bool *link)
+read_pc_id(const char *client, const char *pc_id, Snapshot snap, ProfileRow *row)
 {
-	ProfileRow	by_tpid;
+	char	   *target;
 
-	*link = false;
+	read_profile(client, false, pc_id, snap, row);
+	if (!row->found && (target = tp_alias_target(client, pc_id, snap)) != NULL)
+		read_profile(client, false, target, snap, row);
+}
+
+/*
+ * What an upsert does: write row (found false: a new one), linking the
+ * third-party id to it when link; or, for a merge, fold row (the pcId's
+ * profile, or none) into into, the profile of the third-party id.
+ */
+typedef struct Target
+{
+	ProfileRow	row;
+	bool		link;
+	bool		merge;
+	ProfileRow	into;
+} Target;
+
+static void
+resolve_target(const char *client, const char *pc_id, const char *tpid, bool merge,
+			   Snapshot snap, Target *t)
+{
+	memset(t, 0, sizeof(*t));
 	if (pc_id == NULL)
 	{
-		read_profile(client, true, tpid, snap, target);
+		read_profile(client, true, tpid, snap, &t->row);
 		return;
 	}
-	read_profile(client, false, pc_id, snap, target);
+	read_pc_id(client, pc_id, snap, &t->row);
 	if (tpid == NULL)
 		return;
-	if (target->found && target->row.third_party_id != NULL)
+	if (t->row.found && t->row.row.third_party_id != NULL)
 	{
-		if (strcmp(target->row.third_party_id, tpid) != 0)
-			link_conflict(tpid, "The profile of this pc_id already has a different third-party id.");
+		if (strcmp(t->row.row.third_party_id, tpid) != 0)
+			link_conflict(tpid, "The profile of this pc_id already has a different third-party id.", "");
 		return;
 	}
-	read_profile(client, true, tpid, snap, &by_tpid);
-	if (by_tpid.found)
-		link_conflict(tpid, "The third-party id belongs to another profile.");
-	*link = true;
+	read_profile(client, true, tpid, snap, &t->into);
+	if (!t->into.found)
+	{
+		t->link = true;
+		return;
+	}
+	if (!merge)
+		link_conflict(tpid, "The third-party id belongs to another profile.",
+					  " To merge this pc_id's profile into it (a login), pass merge => true.");
+	t->merge = true;
 }
 
 static bool
@@ -266,15 +303,287 @@ raise_reason(const char *why)
 			 errmsg("%s", why)));
 }
 
+/* ---------- identity merge ---------- */
+
+static Jsonb *
+empty_attributes(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+}
+
+/* The two rows of a merge, locked by lock_pair. */
+typedef struct MergePair
+{
+	bool		have_from;		/* the pcId's profile, without a third-party id */
+	Jsonb	   *from_attrs;
+	bool		have_into;		/* the profile of the third-party id */
+	char	   *into_tnt_id;
+	Jsonb	   *into_attrs;
+} MergePair;
+
+/*
+ * Lock the pcId's profile and the third-party id's, without waiting (an
+ * error 55P03 when either is locked), and read them as they now are.
+ */
+static void
+lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pair)
+{
+	static TpPlan plan = {
+		"SELECT p.tnt_id, p.third_party_id, p.attributes FROM tgt_profile.profiles p "
+		" WHERE p.client OPERATOR(pg_catalog.=) $1 "
+		"   AND (p.tnt_id OPERATOR(pg_catalog.=) $2 OR p.third_party_id OPERATOR(pg_catalog.=) $3) "
+		" ORDER BY p.tnt_id FOR UPDATE NOWAIT",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	};
+	Datum		v[3];
+	int			n;
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(pc_id);
+	v[2] = CStringGetTextDatum(tpid);
+	n = tp_exec(&plan, v, NULL, false, 0);
+	memset(pair, 0, sizeof(*pair));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		tp_null;
+		bool		isnull;
+		char	   *tnt_id = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		tp = SPI_getbinval(tup, desc, 2, &tp_null);
+		Jsonb	   *attrs = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+
+		if (strcmp(tnt_id, pc_id) == 0 && tp_null)
+		{
+			pair->have_from = true;
+			pair->from_attrs = attrs;
+		}
+		else if (!tp_null && strcmp(TextDatumGetCString(tp), tpid) == 0 &&
+				 strcmp(tnt_id, pc_id) != 0)
+		{
+			pair->have_into = true;
+			pair->into_tnt_id = tnt_id;
+			pair->into_attrs = attrs;
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Write the merge of the locked pair: the survivor gets the pcId's
+ * attributes under its own (its own win), then the call's; the pcId's row
+ * goes and the pcId becomes an alias of the survivor.  Audited.
+ */
+static void
+write_merge(const char *client, const char *pc_id, const char *tpid, const MergePair *pair,
+			const tp_attr *attrs, int nattrs, const char *actor)
+{
+	static TpPlan update = {
+		"UPDATE tgt_profile.profiles SET attributes = $3, updated_at = $4, last_seen_at = $4 "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}, .client_arg = 1
+	};
+	static TpPlan delete = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}, .client_arg = 1
+	};
+	static TpPlan alias = {
+		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4)",
+		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	};
+	Jsonb	   *base = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+														  JsonbPGetDatum(pair->from_attrs),
+														  JsonbPGetDatum(pair->into_attrs)));
+	Jsonb	   *merged;
+	bool		changed;
+	char		buf[TP_REASON_LEN];
+	const char *why;
+	Datum		v[4];
+	StringInfoData detail;
+
+	merged = tp_attrs_merge(base, attrs, nattrs, &changed, buf, sizeof(buf), &why);
+	if (why)
+		raise_reason(why);
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(pair->into_tnt_id);
+	v[2] = JsonbPGetDatum(merged);
+	v[3] = TimestampTzGetDatum(tp_now());
+	if (tp_exec(&update, v, NULL, false, 0) != 1)
+		elog(ERROR, "the locked profile of a merge was not updated");
+	v[1] = CStringGetTextDatum(pc_id);
+	if (tp_exec(&delete, v, NULL, false, 0) != 1)
+		elog(ERROR, "the locked profile of a merge was not deleted");
+	v[2] = CStringGetTextDatum(pair->into_tnt_id);
+	(void) tp_exec(&alias, v, NULL, false, 0);
+
+	initStringInfo(&detail);
+	appendStringInfoString(&detail, "{\"pcId\": ");
+	escape_json(&detail, pc_id);
+	appendStringInfoString(&detail, ", \"tntId\": ");
+	escape_json(&detail, pair->into_tnt_id);
+	appendStringInfoString(&detail, ", \"thirdPartyId\": ");
+	escape_json(&detail, tpid);
+	appendStringInfoChar(&detail, '}');
+	tp_audit(client, actor, "merge_profiles", detail.data);
+}
+
+/*
+ * Wait, holding no lock of ours, until the transaction that holds the row
+ * of (client, key) ends: lock it, in a subtransaction rolled back at once.
+ */
+static void
+wait_for_row(const char *client, bool by_third_party, const char *key)
+{
+	static TpPlan by_tnt = {
+		"SELECT 1 FROM tgt_profile.profiles p WHERE p.client OPERATOR(pg_catalog.=) $1 "
+		"   AND p.tnt_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+		2, {TEXTOID, TEXTOID}
+	};
+	static TpPlan by_tp = {
+		"SELECT 1 FROM tgt_profile.profiles p WHERE p.client OPERATOR(pg_catalog.=) $1 "
+		"   AND p.third_party_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+		2, {TEXTOID, TEXTOID}
+	};
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		v[2];
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(key);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		(void) tp_exec(by_third_party ? &by_tp : &by_tnt, v, NULL, false, 0);
+	}
+	PG_CATCH();
+	{
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * One round of a merge (resolve_target chose it); false when the rows
+ * changed since they were read, or one was locked: start over.
+ *
+ * Inside a subtransaction: a pcId that is no profile yet is inserted as an
+ * empty one first, so that a concurrent creation of it conflicts with this
+ * merge on the primary key (and waits for it, or makes it start over)
+ * instead of leaving a profile and an alias of one pcId; then both rows
+ * are locked without waiting.  When one is locked by another transaction
+ * the subtransaction is rolled back, so the merge holds neither, and waits
+ * for each row in turn holding nothing: it never waits while it holds a
+ * row, so no cycle of waits (a deadlock) can go through it.
+ */
+static bool
+merge_round(const char *client, const char *pc_id, const char *tpid, bool exists,
+			const tp_attr *attrs, int nattrs, const char *actor, const char **tnt_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool done = false;
+	volatile bool locked_out = false;
+
+	/* rows are inserted: drop_client waits for us, or we find the client gone */
+	tp_lock_client(client, TP_LOCK_ROWS);
+	tp_require_client(client, NULL);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		MergePair	pair;
+
+		if (exists || insert_profile(client, pc_id, NULL, empty_attributes()))
+		{
+			lock_pair(client, pc_id, tpid, &pair);
+			if (pair.have_from && pair.have_into)
+			{
+				write_merge(client, pc_id, tpid, &pair, attrs, nattrs, actor);
+				*tnt_id = pair.into_tnt_id;
+				done = true;
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FlushErrorState();
+		FreeErrorData(edata);
+		locked_out = true;
+	}
+	PG_END_TRY();
+	if (locked_out)
+	{
+		wait_for_row(client, false, pc_id);
+		wait_for_row(client, true, tpid);
+		return false;
+	}
+	if (done)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();	/* the empty profile, if inserted */
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return done;
+}
+
+/*
+ * After creating the profile of a pcId: was the pcId made an alias
+ * meanwhile (a merge that committed after our read)?  Read as committed
+ * now.  Then the row is taken back and the upsert starts over, onto the
+ * merged profile; under REPEATABLE READ or SERIALIZABLE the transaction's
+ * snapshot cannot see that profile, so that is a serialization failure.
+ */
+static bool
+created_alias_meanwhile(const char *client, const char *pc_id)
+{
+	static TpPlan delete = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}, .client_arg = 1
+	};
+	Datum		v[2];
+
+	if (!tp_client_has_aliases(client, NULL) || tp_alias_target(client, pc_id, NULL) == NULL)
+		return false;
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent merge of pc_id \"%s\"", pc_id),
+				 errhint("Retry the transaction.")));
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(pc_id);
+	(void) tp_exec(&delete, v, NULL, false, 0);
+	return true;
+}
+
 /*
  * One round of an upsert; false when a concurrent change means starting
  * over.  *status and *tnt_id are set on success.
  */
 static bool
-upsert_round(const char *client, const char *pc_id, const char *tpid,
-			 const tp_attr *attrs, int nattrs,
+upsert_round(const char *client, const char *pc_id, const char *tpid, bool merge,
+			 const tp_attr *attrs, int nattrs, const char *actor,
 			 const char **status, const char **tnt_id)
 {
+	Target		t;
 	ProfileRow	row;
 	bool		link;
 	bool		changed;
@@ -283,8 +592,15 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 	const char *why;
 	Snapshot	snap = read_snapshot();
 
-	resolve_target(client, pc_id, tpid, snap, &row, &link);
+	resolve_target(client, pc_id, tpid, merge, snap, &t);
 	UnregisterSnapshot(snap);
+	if (t.merge)
+	{
+		*status = "merged";
+		return merge_round(client, pc_id, tpid, t.row.found, attrs, nattrs, actor, tnt_id);
+	}
+	row = t.row;
+	link = t.link;
 	merged = tp_attrs_merge(row.found ? row.row.attributes : NULL, attrs, nattrs,
 							&changed, buf, sizeof(buf), &why);
 	if (why)
@@ -307,7 +623,9 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 		tp_require_client(client, NULL);
 		*tnt_id = pc_id ? pstrdup(pc_id) : tp_new_tnt_id();
 		*status = "created";
-		return insert_profile(client, *tnt_id, tpid, merged);
+		if (!insert_profile(client, *tnt_id, tpid, merged))
+			return false;
+		return pc_id == NULL || !created_alias_meanwhile(client, pc_id);
 	}
 
 	*tnt_id = row.row.tnt_id;
@@ -319,14 +637,17 @@ upsert_round(const char *client, const char *pc_id, const char *tpid,
 }
 
 /*
- * upsert_profile(client, attributes, pc_id, third_party_id, authorization)
- *		RETURNS TABLE (tnt_id text, status text)
+ * upsert_profile(client, attributes, pc_id, third_party_id, authorization,
+ *				  merge) RETURNS TABLE (tnt_id text, status text)
  */
 TP_SQL_FUNCTION(tgtp_upsert_profile)
 {
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	char	   *pc_id = opt_text(fcinfo, 2);
 	char	   *tpid = opt_text(fcinfo, 3);
+	/* (a 1.1 definition, before ALTER EXTENSION UPDATE, passes five) */
+	bool		merge = PG_NARGS() > 5 && !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+	char	   *actor = NULL;
 	tp_attr    *attrs;
 	int			nattrs;
 	char		buf[TP_REASON_LEN];
@@ -352,11 +673,13 @@ TP_SQL_FUNCTION(tgtp_upsert_profile)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "upsert_profile must return a composite");
 
+	if (merge)
+		actor = tp_caller_name();	/* the audit's, before we act as the owner */
 	tp_begin(&st, true);
 	for (round = 0; round < MAX_ROUNDS; round++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (upsert_round(client, pc_id, tpid, attrs, nattrs, &status, &tnt_id))
+		if (upsert_round(client, pc_id, tpid, merge, attrs, nattrs, actor, &status, &tnt_id))
 			break;
 	}
 	if (tnt_id)
@@ -381,7 +704,10 @@ find_profile(const char *client, const char *pc_id, const char *tpid, ProfileRow
 	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 
 	require_key(pc_id, tpid);
-	read_profile(client, pc_id == NULL, pc_id ? pc_id : tpid, snap, row);
+	if (pc_id)
+		read_pc_id(client, pc_id, snap, row);
+	else
+		read_profile(client, true, tpid, snap, row);
 	/* both given: they must name the same profile */
 	if (row->found && pc_id && tpid &&
 		(row->row.third_party_id == NULL || strcmp(row->row.third_party_id, tpid) != 0))
@@ -395,6 +721,29 @@ append_timestamp(StringInfo buf, const char *key, TimestampTz t)
 
 	appendStringInfo(buf, ", \"%s\": \"%s\"", key,
 					 JsonEncodeDateTime(ts, TimestampTzGetDatum(t), TIMESTAMPTZOID, NULL));
+}
+
+/*
+ * The pcIds merged into the profile.  Only a profile with a third-party id
+ * can have any: the others cost no read.
+ */
+static void
+append_aliases(StringInfo buf, const char *client, const TpProfileRow *row)
+{
+	List	   *aliases = NIL;
+	ListCell   *lc;
+
+	if (row->third_party_id != NULL)
+		aliases = tp_profile_aliases(client, row->tnt_id,
+									 ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	appendStringInfoString(buf, ", \"aliases\": [");
+	foreach(lc, aliases)
+	{
+		if (lc != list_head(aliases))
+			appendStringInfoString(buf, ", ");
+		escape_json(buf, lfirst(lc));
+	}
+	appendStringInfoChar(buf, ']');
 }
 
 /*
@@ -429,17 +778,26 @@ TP_SQL_FUNCTION(tgtp_get_profile)
 	append_timestamp(&buf, "createdAt", row.row.created_at);
 	append_timestamp(&buf, "updatedAt", row.row.updated_at);
 	append_timestamp(&buf, "lastSeenAt", row.row.last_seen_at);
+	append_aliases(&buf, client, &row.row);
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
 
-/* delete_profile(client, pc_id, third_party_id, authorization) RETURNS boolean */
+/*
+ * delete_profile(client, pc_id, third_party_id, authorization) RETURNS
+ * boolean: the profile and the pcIds merged into it.
+ */
 TP_SQL_FUNCTION(tgtp_delete_profile)
 {
 	static TpPlan plan = {
 		"DELETE FROM tgt_profile.profiles "
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
 		2, {TEXTOID, TEXTOID}, .client_arg = 1
+	};
+	static TpPlan unlink = {
+		"DELETE FROM tgt_profile.aliases "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}
 	};
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
 	ProfileRow	row;
@@ -455,6 +813,9 @@ TP_SQL_FUNCTION(tgtp_delete_profile)
 	v[0] = CStringGetTextDatum(client);
 	v[1] = CStringGetTextDatum(row.row.tnt_id);
 	deleted = tp_exec(&plan, v, NULL, false, 0) > 0;
+	/* after the profile, so that a merge into it that we waited for is seen */
+	if (deleted && row.row.third_party_id != NULL && tp_aliases_installed())
+		(void) tp_exec(&unlink, v, NULL, false, 0);
 	tp_end(&st);
 	PG_RETURN_BOOL(deleted);
 }
@@ -489,24 +850,50 @@ purge_clients(const char *client, char ***clients, Interval **lifetimes)
 	return n;
 }
 
-/* Delete one client's profiles last seen before cutoff; audited. */
+/*
+ * Delete one client's profiles last seen before cutoff, and the pcIds
+ * merged into them, in one statement; audited.
+ */
 static int64
 purge_client(const char *client, TimestampTz cutoff, const char *actor)
 {
+	/* before ALTER EXTENSION UPDATE to 1.2 (no aliases) */
+	static TpPlan plan_1_1 = {
+		"SELECT pg_catalog.count(*), 0::bigint FROM ("
+		"  DELETE FROM tgt_profile.profiles "
+		"   WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2 "
+		"  RETURNING 1) gone",
+		2, {TEXTOID, TIMESTAMPTZOID}, .client_arg = 1
+	};
 	static TpPlan plan = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2",
+		"WITH gone AS ("
+		"  DELETE FROM tgt_profile.profiles "
+		"   WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2 "
+		"  RETURNING tnt_id, third_party_id), "
+		"unlinked AS ("
+		"  DELETE FROM tgt_profile.aliases a "
+		"   WHERE a.client OPERATOR(pg_catalog.=) $1 "
+		"     AND a.tnt_id OPERATOR(pg_catalog.=) ANY (SELECT g.tnt_id FROM gone g "
+		"                                               WHERE g.third_party_id IS NOT NULL) "
+		"  RETURNING 1) "
+		"SELECT (SELECT pg_catalog.count(*) FROM gone), (SELECT pg_catalog.count(*) FROM unlinked)",
 		2, {TEXTOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	Datum		v[2];
+	bool		isnull;
 	int64		n;
+	int64		aliases;
 
 	v[0] = CStringGetTextDatum(client);
 	v[1] = TimestampTzGetDatum(cutoff);
-	n = tp_exec(&plan, v, NULL, false, 0);
+	(void) tp_exec(tp_aliases_installed() ? &plan : &plan_1_1, v, NULL, false, 0);
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	aliases = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (n > 0)
 		tp_audit(client, actor, "purge_expired",
-				 psprintf("{\"profiles\": " INT64_FORMAT "}", n));
+				 aliases > 0
+				 ? psprintf("{\"profiles\": " INT64_FORMAT ", \"aliases\": " INT64_FORMAT "}", n, aliases)
+				 : psprintf("{\"profiles\": " INT64_FORMAT "}", n));
 	return n;
 }
 

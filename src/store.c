@@ -77,6 +77,23 @@ oid_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
 Oid
 tp_relation_oid(const char *relname)
 {
+	Oid			relid = tp_relation_oid_if_any(relname);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", TGTP_SCHEMA, relname),
+				 errhint("The extension tgt_profile may be damaged; reinstall it.")));
+	return relid;
+}
+
+/*
+ * The same, InvalidOid when there is no such relation: one that a version
+ * of the extension before ALTER EXTENSION UPDATE lacks (aliases, 1.2).
+ */
+Oid
+tp_relation_oid_if_any(const char *relname)
+{
 	Oid			nsp;
 	Oid			relid;
 
@@ -98,11 +115,6 @@ tp_relation_oid(const char *relname)
 		oid_cache[oid_cache_used].oid = relid;
 		oid_cache_used++;
 	}
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.%s\" does not exist", TGTP_SCHEMA, relname),
-				 errhint("The extension tgt_profile may be damaged; reinstall it.")));
 	return relid;
 }
 
@@ -119,25 +131,26 @@ tp_open_index(const char *indexname, LOCKMODE mode)
 }
 
 /*
- * Open the relation that holds a client's profiles on this node, and
- * (unless indexname is NULL) its copy of one of the profiles indexes: the
- * table itself, the client's partition, or the client's local Citus shard
- * (tp_client_relation, placement.c), and return true.  Where the client's
- * shard is on another node, open the shell that stands for it here (the
- * table, or its partition for the client) without an index, and return
- * false: the caller reads and writes through SQL, which Citus routes.
+ * Open the relation that holds a client's rows of relname (profiles,
+ * aliases) on this node, and (unless indexname is NULL) its copy of one of
+ * the table's indexes: the table itself, the client's partition, or the
+ * client's local Citus shard (tp_client_relation, placement.c), and return
+ * true.  Where the client's shard is on another node, open the shell that
+ * stands for it here (the table, or its partition for the client) without
+ * an index, and return false: the caller reads and writes through SQL,
+ * which Citus routes.
  */
 bool
-tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
-				 Relation *rel, Relation *idx)
+tp_open_rows(const char *relname, const char *client, const char *indexname, LOCKMODE mode,
+			 Relation *rel, Relation *idx)
 {
-	Relation	parent = tp_open_table("profiles", mode);
+	Relation	parent = tp_open_table(relname, mode);
 	bool		elsewhere;
-	Oid			relid = tp_client_relation("profiles", client, &elsewhere);
+	Oid			relid = tp_client_relation(relname, client, &elsewhere);
 
 	if (elsewhere)
 	{
-		relid = tp_client_shell("profiles", client);
+		relid = tp_client_shell(relname, client);
 		indexname = NULL;
 		if (idx)
 			*idx = NULL;
@@ -154,6 +167,14 @@ tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 		*idx = index_open(tp_client_index(indexname, relid), mode);
 	table_close(parent, NoLock);	/* keep its lock until the end */
 	return !elsewhere;
+}
+
+/* tp_open_rows of profiles */
+bool
+tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
+				 Relation *rel, Relation *idx)
+{
+	return tp_open_rows("profiles", client, indexname, mode, rel, idx);
 }
 
 /* The equality function of an index column (our keys are text or bytea). */

@@ -119,7 +119,7 @@ DECLARE
 	-- settings first (the others colocate with it), each referenced table
 	-- before the tables whose foreign keys point at it
 	tables text[] := ARRAY['settings', 'approvers', 'token_store', 'audit_log',
-						   'profiles', 'batches', 'batch_rejects'];
+						   'profiles', 'aliases', 'batches', 'batch_rejects'];
 	-- every function whose first argument is the client, but can_manage
 	-- (row-level security calls it inside queries on shards) and
 	-- purge_expired (its client may be NULL: every client)
@@ -133,7 +133,7 @@ DECLARE
 		'tgt_profile.revoke_tokens(text)',
 		'tgt_profile.verify_token(text, text)',
 		'tgt_profile.authorize(text, text)',
-		'tgt_profile.upsert_profile(text, jsonb, text, text, text)',
+		'tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean)',
 		'tgt_profile.get_profile(text, text, text, text)',
 		'tgt_profile.delete_profile(text, text, text, text)',
 		'tgt_profile.bulk_update(text, text, text, boolean)',
@@ -337,3 +337,36 @@ CREATE FUNCTION tgt_profile.fresh_rows(tbl anyelement, index_name text, client t
 	RETURNS SETOF anyelement LANGUAGE c STABLE
 	AS 'MODULE_PATHNAME', 'tgtp_fresh_rows';
 REVOKE ALL ON FUNCTION tgt_profile.fresh_rows(anyelement, text, text, bytea) FROM PUBLIC;
+
+/*
+ * Identity merge (1.2): upsert_profile gains merge (README, "Identity
+ * merge"); a merged pcId is kept in aliases.
+ */
+CREATE TABLE tgt_profile.aliases (
+	client			text NOT NULL,
+	pc_id			text NOT NULL,
+	tnt_id			text NOT NULL,
+	created_at		timestamptz NOT NULL,
+	CONSTRAINT aliases_pkey PRIMARY KEY (client, pc_id)
+);
+CREATE INDEX aliases_tnt_id ON tgt_profile.aliases (client, tnt_id);
+COMMENT ON TABLE tgt_profile.aliases IS 'pcIds merged into a customer''s profile, and the tnt_id they resolve to';
+ALTER TABLE tgt_profile.aliases ENABLE ROW LEVEL SECURITY;
+CREATE POLICY aliases_read ON tgt_profile.aliases FOR SELECT
+	USING (tgt_profile.can_manage(client));
+REVOKE ALL ON tgt_profile.aliases FROM PUBLIC;
+GRANT SELECT ON tgt_profile.aliases TO tgt_profile_admin, tgt_profile_approver;
+SELECT pg_catalog.pg_extension_config_dump('tgt_profile.aliases', '');
+
+-- positional calls of five arguments keep working: merge has a default
+DROP FUNCTION tgt_profile.upsert_profile(text, jsonb, text, text, text);
+CREATE FUNCTION tgt_profile.upsert_profile(client text, attributes jsonb, pc_id text DEFAULT NULL,
+										   third_party_id text DEFAULT NULL,
+										   "authorization" text DEFAULT NULL,
+										   merge boolean DEFAULT false)
+	RETURNS TABLE (tnt_id text, status text)
+	LANGUAGE c VOLATILE ROWS 1
+	AS 'MODULE_PATHNAME', 'tgtp_upsert_profile';
+REVOKE ALL ON FUNCTION tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean)
+	TO tgt_profile_api;

@@ -100,8 +100,11 @@ typedef struct TpPlan
 } TpPlan;
 
 extern Oid	tp_relation_oid(const char *relname);
+extern Oid	tp_relation_oid_if_any(const char *relname);
 extern Relation tp_open_table(const char *relname, LOCKMODE mode);
 extern Relation tp_open_index(const char *indexname, LOCKMODE mode);
+extern bool tp_open_rows(const char *relname, const char *client, const char *indexname,
+						 LOCKMODE mode, Relation *rel, Relation *idx);
 extern bool tp_open_profiles(const char *client, const char *indexname, LOCKMODE mode,
 							 Relation *rel, Relation *idx);
 
@@ -208,6 +211,23 @@ extern char *tp_header_from_request(void);
 
 /* profiles.c */
 extern char *tp_new_tnt_id(void);
+
+/*
+ * aliases.c: pcIds merged into another profile (upsert_profile's merge),
+ * read through the storage layer.  snap NULL: a fresh snapshot.
+ */
+typedef struct TpAlias
+{
+	char	   *pc_id;
+	char	   *tnt_id;
+} TpAlias;
+
+extern bool tp_aliases_installed(void);
+extern bool tp_client_has_aliases(const char *client, Snapshot snap);
+extern int	tp_aliases_of_keys(const char *client, char **pc_ids, int n, Snapshot snap,
+							   TpAlias **out);
+extern char *tp_alias_target(const char *client, const char *pc_id, Snapshot snap);
+extern List *tp_profile_aliases(const char *client, const char *tnt_id, Snapshot snap);
 
 /* token_verify.c: verification and its per-backend cache */
 extern bool tp_token_is_valid(const char *client, const char *token, size_t len);

@@ -193,6 +193,24 @@ $profiles$;
 CREATE UNIQUE INDEX profiles_third_party_id_key ON tgt_profile.profiles (client, third_party_id)
 	WHERE third_party_id IS NOT NULL;
 
+/*
+ * aliases (1.2): a pcId merged into a customer's profile (upsert_profile
+ * with merge => true) resolves to that profile's tnt_id wherever a pcId is
+ * accepted.  An alias always names a profile with a third-party id, so
+ * aliases never chain; it is deleted with its profile.  Like profiles, no
+ * foreign key: delete_profile, purge_expired and drop_client remove them.
+ */
+CREATE TABLE tgt_profile.aliases (
+	client			text NOT NULL,
+	pc_id			text NOT NULL,
+	tnt_id			text NOT NULL,
+	created_at		timestamptz NOT NULL,
+	CONSTRAINT aliases_pkey PRIMARY KEY (client, pc_id)
+);
+-- a profile's aliases: get_profile lists them, its deletion removes them
+CREATE INDEX aliases_tnt_id ON tgt_profile.aliases (client, tnt_id);
+COMMENT ON TABLE tgt_profile.aliases IS 'pcIds merged into a customer''s profile, and the tnt_id they resolve to';
+
 CREATE SEQUENCE tgt_profile.batch_id_seq;
 
 CREATE TABLE tgt_profile.batches (
@@ -240,6 +258,7 @@ ALTER TABLE tgt_profile.approvers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tgt_profile.token_store ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tgt_profile.audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tgt_profile.profiles ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tgt_profile.aliases ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tgt_profile.batches ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tgt_profile.batch_rejects ENABLE ROW LEVEL SECURITY;
 
@@ -255,6 +274,8 @@ CREATE POLICY audit_log_read ON tgt_profile.audit_log FOR SELECT
 	USING (tgt_profile.can_manage(client));
 CREATE POLICY profiles_read ON tgt_profile.profiles FOR SELECT
 	USING (tgt_profile.can_manage(client));
+CREATE POLICY aliases_read ON tgt_profile.aliases FOR SELECT
+	USING (tgt_profile.can_manage(client));
 CREATE POLICY batches_read ON tgt_profile.batches FOR SELECT
 	USING (tgt_profile.can_manage(client));
 CREATE POLICY batch_rejects_read ON tgt_profile.batch_rejects FOR SELECT
@@ -264,7 +285,7 @@ CREATE POLICY batch_rejects_read ON tgt_profile.batch_rejects FOR SELECT
 REVOKE ALL ON ALL TABLES IN SCHEMA tgt_profile FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA tgt_profile FROM PUBLIC;
 GRANT SELECT ON tgt_profile.settings, tgt_profile.approvers, tgt_profile.audit_log,
-	tgt_profile.profiles, tgt_profile.batches, tgt_profile.batch_rejects
+	tgt_profile.profiles, tgt_profile.aliases, tgt_profile.batches, tgt_profile.batch_rejects
 	TO tgt_profile_admin, tgt_profile_approver;
 -- Approvers may change their clients' settings; the trigger below keeps the
 -- limits (max_token_ttl, daily_row_limit) for tgt_profile_admin.
@@ -378,9 +399,11 @@ CREATE FUNCTION tgt_profile.authorize(client text, "authorization" text DEFAULT 
 	AS 'MODULE_PATHNAME', 'tgtp_authorize';
 
 /* Profiles: each checks authorize() first */
+-- merge (1.2): a login; see the README, "Identity merge"
 CREATE FUNCTION tgt_profile.upsert_profile(client text, attributes jsonb, pc_id text DEFAULT NULL,
 										   third_party_id text DEFAULT NULL,
-										   "authorization" text DEFAULT NULL)
+										   "authorization" text DEFAULT NULL,
+										   merge boolean DEFAULT false)
 	RETURNS TABLE (tnt_id text, status text)
 	LANGUAGE c VOLATILE ROWS 1
 	AS 'MODULE_PATHNAME', 'tgtp_upsert_profile';
@@ -430,7 +453,7 @@ GRANT EXECUTE ON FUNCTION
 	tgt_profile.authorize(text, text)
 	TO tgt_profile_approver, tgt_profile_api;
 GRANT EXECUTE ON FUNCTION
-	tgt_profile.upsert_profile(text, jsonb, text, text, text),
+	tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean),
 	tgt_profile.get_profile(text, text, text, text),
 	tgt_profile.delete_profile(text, text, text, text),
 	tgt_profile.bulk_update(text, text, text, boolean),
@@ -455,7 +478,7 @@ DECLARE
 	-- settings first (the others colocate with it), each referenced table
 	-- before the tables whose foreign keys point at it
 	tables text[] := ARRAY['settings', 'approvers', 'token_store', 'audit_log',
-						   'profiles', 'batches', 'batch_rejects'];
+						   'profiles', 'aliases', 'batches', 'batch_rejects'];
 	-- every function whose first argument is the client, but can_manage
 	-- (row-level security calls it inside queries on shards) and
 	-- purge_expired (its client may be NULL: every client)
@@ -469,7 +492,7 @@ DECLARE
 		'tgt_profile.revoke_tokens(text)',
 		'tgt_profile.verify_token(text, text)',
 		'tgt_profile.authorize(text, text)',
-		'tgt_profile.upsert_profile(text, jsonb, text, text, text)',
+		'tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean)',
 		'tgt_profile.get_profile(text, text, text, text)',
 		'tgt_profile.delete_profile(text, text, text, text)',
 		'tgt_profile.bulk_update(text, text, text, boolean)',
@@ -680,6 +703,7 @@ SELECT pg_catalog.pg_extension_config_dump('tgt_profile.approvers', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.token_store', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.profiles', '');
+SELECT pg_catalog.pg_extension_config_dump('tgt_profile.aliases', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.batches', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.batch_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('tgt_profile.token_id_seq', '');

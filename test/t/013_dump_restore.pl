@@ -69,6 +69,8 @@ as('backend', 'src', qq{
 	SELECT tgt_profile.upsert_profile('alpha', '{"tier": "gold", "n": 1, "vip": true}', 'v1', 'crm-1', "authorization" => '$auth');
 	SELECT tgt_profile.upsert_profile('alpha', '{"tier": null, "n": 2}', 'v1', "authorization" => '$auth');
 	SELECT tgt_profile.upsert_profile('alpha', '{"x": "y"}', third_party_id => 'crm-2', "authorization" => '$auth');
+	SELECT tgt_profile.upsert_profile('alpha', '{"dev": 1}', 'd1', "authorization" => '$auth');
+	SELECT tgt_profile.upsert_profile('alpha', '{}', 'd1', 'crm-2', "authorization" => '$auth', merge => true);
 	SELECT tgt_profile.upsert_profile('alpha', '{}', 'gone', "authorization" => '$auth');
 	SELECT tgt_profile.delete_profile('alpha', 'gone', "authorization" => '$auth');
 	SELECT tgt_profile.upsert_profile('beta', '{"lang": "fr"}', 'b1');
@@ -156,6 +158,7 @@ for my $role (qw(appr_a appr_b cadmin_a ops))
 $queries{'api get_profile'} = [ 'backend', qq{SELECT tgt_profile.get_profile('alpha', 'v1', "authorization" => '$auth'),
 	tgt_profile.get_profile('alpha', third_party_id => 'crm-2', "authorization" => '$auth'),
 	tgt_profile.get_profile('alpha', 'gone', "authorization" => '$auth'),
+	tgt_profile.get_profile('alpha', 'd1', "authorization" => '$auth'),
 	tgt_profile.get_profile('beta', 'b1')} ];
 my $batch_list = as('ops', 'src', q{SELECT string_agg(format('(%L, %s)', client, batch_id), ', ') FROM tgt_profile.batches});
 $queries{'api batch_status'} = [ 'backend', qq{SELECT tgt_profile.batch_status(client, batch_id,
