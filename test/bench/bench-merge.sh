@@ -423,7 +423,8 @@ if part B; then
 	log_info "== B. bulk_update of $N existing profiles, $PCT % keyed by an alias, against the same batch without aliases"
 	# Part P's rows go (no autovacuum of them during part B): part B starts
 	# from the same state whether P ran or not.
-	psql_q -c "TRUNCATE tgt_profile.profiles, tgt_profile.aliases, tgt_profile.audit_log" \
+	psql_q -c "SET client_min_messages = warning" \
+		-c "TRUNCATE tgt_profile.profiles, tgt_profile.aliases, tgt_profile.audit_log" \
 		-c "DROP TABLE IF EXISTS public.merge_profiles, public.merge_aliases" -c "CHECKPOINT" >/dev/null ||
 		die "could not empty the profiles"
 	log_info "   fixtures (the aliases made by $((N * PCT / 100)) logins with merge => true)"

@@ -51,6 +51,9 @@ SELECT 'b', tnt_id, third_party_id,
 INSERT INTO tgt_profile.profiles (client, tnt_id, third_party_id, attributes, created_at, updated_at, last_seen_at)
 SELECT 'b', alias, NULL, jsonb_build_object('campaign', 'spring', 'visits', i % 50), now(), now(), now()
   FROM bench.rec WHERE customer;
+-- Statistics of the loaded client, as after any bulk load (and so that no
+-- plan reads the client's profiles as if it had few).
+ANALYZE tgt_profile.profiles;
 SELECT count(*) FILTER (WHERE u.status = 'merged') AS merged, count(*) AS calls
   FROM bench.rec r, LATERAL tgt_profile.upsert_profile('b', '{}', r.alias, r.third_party_id, merge => true) u
  WHERE r.customer \gset
