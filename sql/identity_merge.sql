@@ -9,9 +9,7 @@ SELECT * FROM tgt_profile.upsert_profile('im', '{"city": "Bern", "cart": 3}', pc
 
 -- without merge: the old answer, with a hint
 SELECT public.state($$SELECT tgt_profile.upsert_profile('im', '{}', pc_id => 'dev-1', third_party_id => 'crm-1')$$) AS no_merge;
-\set VERBOSITY verbose
 SELECT tgt_profile.upsert_profile('im', '{}', pc_id => 'dev-1', third_party_id => 'crm-1');
-\set VERBOSITY default
 -- merge: the customer's values win, the visitor's others are kept, then the call's apply
 SELECT * FROM tgt_profile.upsert_profile('im', '{"login": true, "cart": null}', pc_id => 'dev-1',
 										 third_party_id => 'crm-1', merge => true);
@@ -60,6 +58,15 @@ SELECT rows_updated FROM tgt_profile.bulk_update('im',
 	   FROM generate_series(1, 30) i));
 SELECT pg_temp.prof('dev-1')->'profile'->'n' AS last_n;
 SELECT count(*) FROM tgt_profile.profiles WHERE client = 'im' AND tnt_id LIKE 'dev-%';
+
+-- a first chunk of new keys (10,000 records) makes the next chunk guess that
+-- its keys are new: a client with aliases never guesses, so dev-1 still
+-- resolves in the second chunk
+SELECT rows_total, rows_created, rows_updated FROM tgt_profile.bulk_update('im',
+	(SELECT string_agg(format('{"pcId": "%s", "g": %s}', CASE WHEN i = 10005 THEN 'dev-1' ELSE 'g' || i END, i), E'\n')
+	   FROM generate_series(1, 10010) i));
+SELECT pg_temp.prof('dev-1')->'profile'->'g' AS g, pg_temp.prof('dev-1')->>'tntId' AS tnt_id;
+SELECT count(*) FROM tgt_profile.profiles WHERE client = 'im' AND tnt_id = 'dev-1';
 
 -- delete through an alias: the profile and all its aliases
 SELECT tgt_profile.delete_profile('im', 'dev-2') AS deleted;

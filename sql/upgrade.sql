@@ -117,6 +117,13 @@ SELECT extversion FROM pg_extension WHERE extname = 'tgt_profile';
 SELECT tgt_profile.create_client('upg11', true);
 SELECT token AS upg11_token FROM tgt_profile.generate_token('upg11') \gset
 SELECT status FROM tgt_profile.upsert_profile('upg11', '{"tier": "gold"}', 'v1', NULL, 'Bearer ' || :'upg11_token');
+-- this library with the 1.1 objects (no aliases yet): the calls that
+-- would read or write aliases work as in 1.1
+SELECT status FROM tgt_profile.upsert_profile('upg11', '{}', 'v2', 'crm-2', 'Bearer ' || :'upg11_token');
+SELECT tgt_profile.get_profile('upg11', 'v2', "authorization" => 'Bearer ' || :'upg11_token')->'aliases' AS aliases;
+SELECT tgt_profile.delete_profile('upg11', 'v2', "authorization" => 'Bearer ' || :'upg11_token') AS deleted;
+SELECT rows_created FROM tgt_profile.bulk_update('upg11', E'batch=pcId,a\nv3,x\n', 'Bearer ' || :'upg11_token');
+SELECT tgt_profile.purge_expired('upg11') AS purged;
 ALTER EXTENSION tgt_profile UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'tgt_profile';
 SELECT tgt_profile.verify_token('upg11', :'upg11_token') AS token_valid,

@@ -540,27 +540,58 @@ fetch_aliased(Batch *b, ChunkMap *m, char **keys, int nkeys)
 /*
  * After inserting the chunk's new profiles: was one of their pcIds made
  * an alias since we read (a merge of a pcId unknown then, committed
- * meanwhile)?  Read as committed now.  The merge's own insert of that pcId
- * makes such a race rare; the batch then fails whole, to be retried.
+ * meanwhile; our insert waited for the merge's own insert of that pcId)?
+ * Read as committed now.  Such a row is taken back and counted as a write
+ * that missed: its records merge again, onto the profile the alias names.
+ * Under REPEATABLE READ or SERIALIZABLE that profile is out of sight: a
+ * serialization failure.  Returns how many rows were taken back.
  */
-static void
-check_new_not_merged(Batch *b, Profile **created, int ncreated)
+static int
+take_back_merged(Batch *b, Profile **created, int ncreated)
 {
+	static TpPlan plan = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) ANY ($2)",
+		2, {TEXTOID, TEXTARRAYOID}, .client_arg = 1
+	};
 	char	  **keys = palloc(sizeof(char *) * Max(ncreated, 1));
 	int			n = 0;
 	TpAlias    *aliases;
+	int			nmerged;
+	Datum	   *ids;
+	Datum		v[2];
+	HTAB	   *merged;
 
 	for (int i = 0; i < ncreated; i++)
 		if (created[i]->row.third_party_id == NULL)	/* created by its pcId */
 			keys[n++] = unconstify(char *, created[i]->row.tnt_id);
 	if (n == 0 || !tp_client_has_aliases(b->client, NULL))
-		return;
-	if (tp_aliases_of_keys(b->client, keys, n, NULL, &aliases) > 0)
+		return 0;
+	nmerged = tp_aliases_of_keys(b->client, keys, n, NULL, &aliases);
+	if (nmerged == 0)
+		return 0;
+	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not apply the batch: pcId \"%s\" was merged into another profile while the batch created it",
+				 errmsg("could not serialize access due to a concurrent merge of pcId \"%s\"",
 						aliases[0].pc_id),
-				 errhint("Retry the batch; nothing of it was applied.")));
+				 errhint("Retry the transaction; nothing of the batch was applied.")));
+	merged = key_table("tgt_profile merged meanwhile", nmerged, sizeof(ChunkKey));
+	ids = palloc(sizeof(Datum) * nmerged);
+	for (int i = 0; i < nmerged; i++)
+	{
+		(void) key_search(merged, TP_KEY_PCID, aliases[i].pc_id, HASH_ENTER, NULL);
+		ids[i] = CStringGetTextDatum(aliases[i].pc_id);
+	}
+	for (int i = 0; i < ncreated; i++)
+		if (created[i]->row.third_party_id == NULL &&
+			key_search(merged, TP_KEY_PCID, created[i]->row.tnt_id, HASH_FIND, NULL) != NULL)
+			created[i]->conflict = true;
+	hash_destroy(merged);
+	v[0] = CStringGetTextDatum(b->client);
+	v[1] = array_of(ids, nmerged, TEXTOID, -1, false, TYPALIGN_INT);
+	(void) tp_exec(&plan, v, NULL, false, 0);
+	return nmerged;
 }
 
 /* ---------- merging ---------- */
@@ -1038,7 +1069,7 @@ write_profiles(Batch *b, ChunkMap *m)
 	misses = insert_new(b, &ins);
 	if (misses < 0)
 		return misses;
-	check_new_not_merged(b, ins.profiles, ins.n);
+	misses += take_back_merged(b, ins.profiles, ins.n);
 	return misses + update_existing(b, &upd);
 }
 

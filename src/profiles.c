@@ -37,9 +37,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 /* How often a conflicting concurrent change may send an upsert round. */
@@ -295,12 +293,60 @@ update_profile(const TpProfileRow *row, const char *client, const char *tpid,
 	return done;
 }
 
+typedef struct LinkCall
+{
+	const TpProfileRow *row;
+	const char *client;
+	const char *tpid;
+	Jsonb	   *attrs;
+} LinkCall;
+
+static bool
+link_attempt(void *arg)
+{
+	LinkCall   *l = arg;
+
+	return update_profile(l->row, l->client, l->tpid, l->attrs, true);
+}
+
+/*
+ * Link the third-party id to the row read.  A concurrent transaction may
+ * have given that id to another profile since (a creation, a link): its
+ * unique entry then fails our write, which is undone alone; false, and
+ * the upsert starts over and finds the id's profile (to merge, or to
+ * refuse with 23505 and a message that says why).
+ */
+static bool
+update_linking(const TpProfileRow *row, const char *client, const char *tpid, Jsonb *attrs)
+{
+	LinkCall	l = {row, client, tpid, attrs};
+	bool		taken;
+
+	return tp_in_subtransaction(link_attempt, &l, ERRCODE_UNIQUE_VIOLATION, &taken);
+}
+
 static void
 raise_reason(const char *why)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s", why)));
+}
+
+/* Delete one profile by its tnt_id; how many rows went (0 or 1). */
+static int
+delete_profile_row(const char *client, const char *tnt_id)
+{
+	static TpPlan plan = {
+		"DELETE FROM tgt_profile.profiles "
+		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}, .client_arg = 1
+	};
+	Datum		v[2];
+
+	v[0] = CStringGetTextDatum(client);
+	v[1] = CStringGetTextDatum(tnt_id);
+	return tp_exec(&plan, v, NULL, false, 0);
 }
 
 /* ---------- identity merge ---------- */
@@ -372,9 +418,11 @@ lock_pair(const char *client, const char *pc_id, const char *tpid, MergePair *pa
 /*
  * Write the merge of the locked pair: the survivor gets the pcId's
  * attributes under its own (its own win), then the call's; the pcId's row
- * goes and the pcId becomes an alias of the survivor.  Audited.
+ * goes and the pcId becomes an alias of the survivor.  Audited.  false
+ * when a concurrent merge made the pcId an alias first (of this profile or
+ * another): the caller rolls back and starts over, and finds that alias.
  */
-static void
+static bool
 write_merge(const char *client, const char *pc_id, const char *tpid, const MergePair *pair,
 			const tp_attr *attrs, int nattrs, const char *actor)
 {
@@ -383,13 +431,9 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
 		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
-	static TpPlan delete = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
 	static TpPlan alias = {
-		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4)",
+		"INSERT INTO tgt_profile.aliases (client, pc_id, tnt_id, created_at) VALUES ($1, $2, $3, $4) "
+		"ON CONFLICT DO NOTHING",
 		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 	};
 	Jsonb	   *base = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
@@ -411,11 +455,12 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	v[3] = TimestampTzGetDatum(tp_now());
 	if (tp_exec(&update, v, NULL, false, 0) != 1)
 		elog(ERROR, "the locked profile of a merge was not updated");
-	v[1] = CStringGetTextDatum(pc_id);
-	if (tp_exec(&delete, v, NULL, false, 0) != 1)
+	if (delete_profile_row(client, pc_id) != 1)
 		elog(ERROR, "the locked profile of a merge was not deleted");
+	v[1] = CStringGetTextDatum(pc_id);
 	v[2] = CStringGetTextDatum(pair->into_tnt_id);
-	(void) tp_exec(&alias, v, NULL, false, 0);
+	if (tp_exec(&alias, v, NULL, false, 0) != 1)
+		return false;
 
 	initStringInfo(&detail);
 	appendStringInfoString(&detail, "{\"pcId\": ");
@@ -426,14 +471,19 @@ write_merge(const char *client, const char *pc_id, const char *tpid, const Merge
 	escape_json(&detail, tpid);
 	appendStringInfoChar(&detail, '}');
 	tp_audit(client, actor, "merge_profiles", detail.data);
+	return true;
 }
 
-/*
- * Wait, holding no lock of ours, until the transaction that holds the row
- * of (client, key) ends: lock it, in a subtransaction rolled back at once.
- */
-static void
-wait_for_row(const char *client, bool by_third_party, const char *key)
+/* A row to wait for: a profile by its tnt_id or its third-party id. */
+typedef struct RowKey
+{
+	const char *client;
+	bool		by_third_party;
+	const char *key;
+} RowKey;
+
+static bool
+lock_row(void *arg)
 {
 	static TpPlan by_tnt = {
 		"SELECT 1 FROM tgt_profile.profiles p WHERE p.client OPERATOR(pg_catalog.=) $1 "
@@ -445,29 +495,56 @@ wait_for_row(const char *client, bool by_third_party, const char *key)
 		"   AND p.third_party_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
 		2, {TEXTOID, TEXTOID}
 	};
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	RowKey	   *k = arg;
 	Datum		v[2];
 
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(key);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		(void) tp_exec(by_third_party ? &by_tp : &by_tnt, v, NULL, false, 0);
-	}
-	PG_CATCH();
-	{
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
+	v[0] = CStringGetTextDatum(k->client);
+	v[1] = CStringGetTextDatum(k->key);
+	(void) tp_exec(k->by_third_party ? &by_tp : &by_tnt, v, NULL, false, 0);
+	return false;				/* let go of the lock at once */
+}
+
+/*
+ * Wait, holding no lock of ours, until the transaction that holds the row
+ * of (client, key) ends: lock it, in a subtransaction rolled back at once.
+ */
+static void
+wait_for_row(const char *client, bool by_third_party, const char *key)
+{
+	RowKey		k = {client, by_third_party, key};
+	bool		raised;
+
+	(void) tp_in_subtransaction(lock_row, &k, ERRCODE_SUCCESSFUL_COMPLETION, &raised);
+}
+
+/* A merge's arguments, and its result. */
+typedef struct MergeCall
+{
+	const char *client;
+	const char *pc_id;
+	const char *tpid;
+	bool		exists;			/* the pcId's profile was read */
+	const tp_attr *attrs;
+	int			nattrs;
+	const char *actor;
+	const char *tnt_id;			/* set when merged */
+} MergeCall;
+
+/* The merge's writes; false when the rows changed since resolve_target. */
+static bool
+merge_attempt(void *arg)
+{
+	MergeCall  *m = arg;
+	MergePair	pair;
+
+	if (!m->exists && !insert_profile(m->client, m->pc_id, NULL, empty_attributes()))
+		return false;			/* created meanwhile */
+	lock_pair(m->client, m->pc_id, m->tpid, &pair);
+	if (!pair.have_from || !pair.have_into ||
+		!write_merge(m->client, m->pc_id, m->tpid, &pair, m->attrs, m->nattrs, m->actor))
+		return false;
+	m->tnt_id = pair.into_tnt_id;
+	return true;
 }
 
 /*
@@ -487,61 +564,24 @@ static bool
 merge_round(const char *client, const char *pc_id, const char *tpid, bool exists,
 			const tp_attr *attrs, int nattrs, const char *actor, const char **tnt_id)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool done = false;
-	volatile bool locked_out = false;
+	MergeCall	m = {client, pc_id, tpid, exists, attrs, nattrs, actor, NULL};
+	bool		locked_out;
 
 	/* rows are inserted: drop_client waits for us, or we find the client gone */
 	tp_lock_client(client, TP_LOCK_ROWS);
 	tp_require_client(client, NULL);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (tp_in_subtransaction(merge_attempt, &m, ERRCODE_LOCK_NOT_AVAILABLE, &locked_out))
 	{
-		MergePair	pair;
-
-		if (exists || insert_profile(client, pc_id, NULL, empty_attributes()))
-		{
-			lock_pair(client, pc_id, tpid, &pair);
-			if (pair.have_from && pair.have_into)
-			{
-				write_merge(client, pc_id, tpid, &pair, attrs, nattrs, actor);
-				*tnt_id = pair.into_tnt_id;
-				done = true;
-			}
-		}
+		*tnt_id = m.tnt_id;
+		return true;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			ReThrowError(edata);
-		FlushErrorState();
-		FreeErrorData(edata);
-		locked_out = true;
-	}
-	PG_END_TRY();
 	if (locked_out)
 	{
 		wait_for_row(client, false, pc_id);
 		wait_for_row(client, true, tpid);
-		return false;
 	}
-	if (done)
-		ReleaseCurrentSubTransaction();
-	else
-		RollbackAndReleaseCurrentSubTransaction();	/* the empty profile, if inserted */
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return done;
+	return false;
 }
 
 /*
@@ -554,13 +594,6 @@ merge_round(const char *client, const char *pc_id, const char *tpid, bool exists
 static bool
 created_alias_meanwhile(const char *client, const char *pc_id)
 {
-	static TpPlan delete = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
-	Datum		v[2];
-
 	if (!tp_client_has_aliases(client, NULL) || tp_alias_target(client, pc_id, NULL) == NULL)
 		return false;
 	if (IsolationUsesXactSnapshot())
@@ -568,9 +601,7 @@ created_alias_meanwhile(const char *client, const char *pc_id)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent merge of pc_id \"%s\"", pc_id),
 				 errhint("Retry the transaction.")));
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(pc_id);
-	(void) tp_exec(&delete, v, NULL, false, 0);
+	(void) delete_profile_row(client, pc_id);
 	return true;
 }
 
@@ -632,8 +663,9 @@ upsert_round(const char *client, const char *pc_id, const char *tpid, bool merge
 	*status = (changed || link) ? "updated" : "unchanged";
 	if (!changed && !link && !tp_last_seen_stale(client, row.row.last_seen_at, NULL))
 		return true;			/* nothing to write, not even last_seen_at */
-	return update_profile(&row.row, client, link ? tpid : row.row.third_party_id,
-						  merged, changed || link);
+	if (link)
+		return update_linking(&row.row, client, tpid, merged);
+	return update_profile(&row.row, client, row.row.third_party_id, merged, changed);
 }
 
 /*
@@ -699,10 +731,9 @@ TP_SQL_FUNCTION(tgtp_upsert_profile)
 
 /* Locate a profile for get/delete: by pc_id, else by third_party_id. */
 static void
-find_profile(const char *client, const char *pc_id, const char *tpid, ProfileRow *row)
+find_profile(const char *client, const char *pc_id, const char *tpid, Snapshot snap,
+			 ProfileRow *row)
 {
-	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-
 	require_key(pc_id, tpid);
 	if (pc_id)
 		read_pc_id(client, pc_id, snap, row);
@@ -761,7 +792,8 @@ TP_SQL_FUNCTION(tgtp_get_profile)
 	tp_authorize_arg(fcinfo, client, 3);
 	pc_id = opt_text(fcinfo, 1);
 	tpid = opt_text(fcinfo, 2);
-	find_profile(client, pc_id, tpid, &row);
+	find_profile(client, pc_id, tpid,
+				 ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(), &row);
 	if (!row.found)
 		PG_RETURN_NULL();
 
@@ -789,34 +821,52 @@ TP_SQL_FUNCTION(tgtp_get_profile)
  */
 TP_SQL_FUNCTION(tgtp_delete_profile)
 {
-	static TpPlan plan = {
-		"DELETE FROM tgt_profile.profiles "
-		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}, .client_arg = 1
-	};
 	static TpPlan unlink = {
 		"DELETE FROM tgt_profile.aliases "
 		" WHERE client OPERATOR(pg_catalog.=) $1 AND tnt_id OPERATOR(pg_catalog.=) $2",
 		2, {TEXTOID, TEXTOID}
 	};
 	char	   *client = tp_text_arg(fcinfo, 0, "client");
+	char	   *pc_id;
+	char	   *tpid;
 	ProfileRow	row;
 	TpPrivState st;
 	Datum		v[2];
-	bool		deleted;
+	bool		deleted = false;
+	int			round;
 
 	tp_authorize_arg(fcinfo, client, 3);
-	find_profile(client, opt_text(fcinfo, 1), opt_text(fcinfo, 2), &row);
-	if (!row.found)
-		PG_RETURN_BOOL(false);
+	pc_id = opt_text(fcinfo, 1);
+	tpid = opt_text(fcinfo, 2);
 	tp_begin(&st, true);
-	v[0] = CStringGetTextDatum(client);
-	v[1] = CStringGetTextDatum(row.row.tnt_id);
-	deleted = tp_exec(&plan, v, NULL, false, 0) > 0;
+	for (round = 0; round < MAX_ROUNDS && !deleted; round++)
+	{
+		Snapshot	snap = read_snapshot();
+
+		CHECK_FOR_INTERRUPTS();
+		find_profile(client, pc_id, tpid, snap, &row);
+		UnregisterSnapshot(snap);
+		if (!row.found)
+			break;
+		/*
+		 * Gone between the read and the delete (under read committed): a
+		 * deletion, or a merge that made its pcId an alias; look again.
+		 */
+		deleted = delete_profile_row(client, row.row.tnt_id) > 0;
+	}
 	/* after the profile, so that a merge into it that we waited for is seen */
 	if (deleted && row.row.third_party_id != NULL && tp_aliases_installed())
+	{
+		v[0] = CStringGetTextDatum(client);
+		v[1] = CStringGetTextDatum(row.row.tnt_id);
 		(void) tp_exec(&unlink, v, NULL, false, 0);
+	}
 	tp_end(&st);
+	if (round == MAX_ROUNDS && !deleted)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not delete the profile: it kept changing concurrently"),
+				 errhint("Retry the call.")));
 	PG_RETURN_BOOL(deleted);
 }
 
@@ -859,10 +909,11 @@ purge_client(const char *client, TimestampTz cutoff, const char *actor)
 {
 	/* before ALTER EXTENSION UPDATE to 1.2 (no aliases) */
 	static TpPlan plan_1_1 = {
-		"SELECT pg_catalog.count(*), 0::bigint FROM ("
+		"WITH gone AS ("
 		"  DELETE FROM tgt_profile.profiles "
 		"   WHERE client OPERATOR(pg_catalog.=) $1 AND last_seen_at OPERATOR(pg_catalog.<) $2 "
-		"  RETURNING 1) gone",
+		"  RETURNING 1) "
+		"SELECT pg_catalog.count(*), 0::bigint FROM gone",
 		2, {TEXTOID, TIMESTAMPTZOID}, .client_arg = 1
 	};
 	static TpPlan plan = {

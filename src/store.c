@@ -34,6 +34,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_index.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -43,6 +44,7 @@
 #include "utils/syscache.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -423,6 +425,54 @@ tp_lock_client(const char *client, TpClientLock kind)
 		SET_LOCKTAG_OBJECT(tag, MyDatabaseId, settings, h, kind == TP_LOCK_TOKENS ? 2 : 3);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
+}
+
+/*
+ * Run body(arg) in a subtransaction of its own: kept when body returns
+ * true; rolled back when it returns false, or when it raises an error of
+ * SQLSTATE caught (then *raised is set, the error is forgotten and false
+ * returned).  Any other error is re-thrown after the rollback.  Lets a
+ * write that may meet a concurrent one be undone alone (and its locks let
+ * go), so that the caller can start over.
+ */
+bool
+tp_in_subtransaction(bool (*body) (void *arg), void *arg, int caught, bool *raised)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool kept = false;
+
+	*raised = false;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		kept = body(arg);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != caught)
+			ReThrowError(edata);
+		FlushErrorState();
+		FreeErrorData(edata);
+		*raised = true;
+		return false;
+	}
+	PG_END_TRY();
+	if (kept)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return kept;
 }
 
 /* The time our writes stamp: the transaction's start, like now(). */

@@ -166,6 +166,7 @@ extern int	tp_exec(TpPlan *p, Datum *values, const char *nulls, bool read_only,
 extern int	tp_exec_fresh(TpPlan *p, Datum *values, const char *nulls, bool read_only,
 						  long count);
 extern void tp_lock_client(const char *client, TpClientLock kind);
+extern bool tp_in_subtransaction(bool (*body) (void *arg), void *arg, int caught, bool *raised);
 extern void tp_audit(const char *client, const char *actor, const char *action,
 					 const char *detail_json);
 extern TimestampTz tp_now(void);
