@@ -7,9 +7,12 @@
 # delete_profile, the alias rows in the client's shard of aliases (never in
 # a shell), purge_expired and drop_client removing them, every merge
 # audited.  Each answer is the one a single node gives (sql/identity_merge.sql).
+# Then 10 seconds of random concurrent merges, upserts, batches and
+# deletions through the coordinator (MERGE_STRESS_SECONDS).
 use strict;
 use warnings;
 use FindBin;
+use IPC::Run;
 use lib $FindBin::RealBin;
 use lib "$FindBin::RealBin/../t";
 use PostgreSQL::Test::Cluster;
@@ -225,6 +228,78 @@ is(aliases_of('m-all'), 'p>q', 'm-all: an alias before purge_expired()');
 my ($out, $state, $err) = psql_state($coord, $db, 'SELECT tgt_profile.purge_expired()');
 is($state, '', 'purge_expired() of every client') or diag($err);
 is(aliases_of('m-all'), '', '... removed the alias with its profile');
+
+# Random concurrent merges, upserts, batches and deletions (as
+# test/t/021_merge_stress.pl on one node), through the coordinator: called
+# from a function, Citus delegates nothing, every call reaches the shard
+# through SQL, in subtransactions.  No deadlock, no error but 23505 and
+# 40001, no pcId both a profile and an alias, no alias without its profile.
+my $stress_seconds = $ENV{MERGE_STRESS_SECONDS} // 10;
+$coord->safe_psql($db, q{
+	SELECT tgt_profile.create_client('m-stress');
+	CREATE TABLE stress_err (op text, state text, msg text);
+	CREATE FUNCTION stress_op() RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE
+		r int := (random() * 100)::int;
+		k text := 'v' || (1 + (random() * 7)::int);
+		c text := 'crm-' || (1 + (random() * 2)::int);
+		op text;
+		b text;
+	BEGIN
+		BEGIN
+			IF r < 40 THEN
+				op := 'merge';
+				PERFORM tgt_profile.upsert_profile('m-stress', jsonb_build_object('m' || k, r), k, c, merge => true);
+			ELSIF r < 58 THEN
+				op := 'upsert';
+				PERFORM tgt_profile.upsert_profile('m-stress', jsonb_build_object('u' || k, r), k);
+			ELSIF r < 73 THEN
+				op := 'bulk';
+				SELECT string_agg(jsonb_build_object('pcId', 'v' || (1 + (random() * 7)::int), 'b', r)::text, E'\n')
+				  INTO b FROM generate_series(1, 4);
+				PERFORM tgt_profile.bulk_update('m-stress', b);
+			ELSIF r < 82 THEN
+				op := 'delete';
+				PERFORM tgt_profile.delete_profile('m-stress', k);
+			ELSIF r < 93 THEN
+				op := 'customer';
+				PERFORM tgt_profile.upsert_profile('m-stress', jsonb_build_object('c', r), 'cust-' || c, c);
+			ELSE
+				op := 'delete_customer';
+				PERFORM tgt_profile.delete_profile('m-stress', third_party_id => c);
+			END IF;
+		EXCEPTION
+			WHEN unique_violation OR serialization_failure THEN
+				IF SQLERRM LIKE 'duplicate key%' THEN
+					INSERT INTO stress_err VALUES (op, SQLSTATE, SQLERRM);
+				END IF;
+			WHEN OTHERS THEN
+				INSERT INTO stress_err VALUES (op, SQLSTATE, SQLERRM);
+		END;
+	END
+	$$;
+});
+my $script = "$PostgreSQL::Test::Utils::tmp_check/merge_stress.pgbench";
+PostgreSQL::Test::Utils::append_to_file($script, "SELECT stress_op();\n");
+my ($bench_out, $bench_err) = ('', '');
+my $bench_ok = IPC::Run::run(
+	[ 'pgbench', '-n', '-h', $coord->host, '-p', $coord->port, '-c', 6, '-j', 2,
+		'-T', $stress_seconds, '-f', $script, $db ],
+	'<', \undef, '>', \$bench_out, '2>', \$bench_err);
+ok($bench_ok, "stress through the coordinator: pgbench for $stress_seconds s") or diag($bench_err);
+my ($stress_calls) = $bench_out =~ /number of transactions actually processed: (\d+)/;
+cmp_ok($stress_calls // 0, '>', 50, 'stress: the clients made calls (' . ($stress_calls // 0) . ')');
+is($coord->safe_psql($db, 'SELECT count(*) FROM stress_err'), '0', 'stress: no deadlock, no raw or other error')
+  or diag($coord->safe_psql($db, q{SELECT string_agg(format('%s x%s: %s %s', op, n, state, msg), E'\n')
+	FROM (SELECT op, state, msg, count(*) AS n FROM stress_err GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 10) e}));
+is($coord->safe_psql($db, q{
+	SELECT count(*) FROM tgt_profile.aliases a JOIN tgt_profile.profiles p ON p.client = a.client AND p.tnt_id = a.pc_id
+	 WHERE a.client = 'm-stress'}), '0', 'stress: no pcId is both a profile and an alias');
+is($coord->safe_psql($db, q{
+	SELECT count(*) FROM tgt_profile.aliases a
+	  LEFT JOIN tgt_profile.profiles p ON p.client = a.client AND p.tnt_id = a.tnt_id
+	 WHERE a.client = 'm-stress' AND (p.tnt_id IS NULL OR p.third_party_id IS NULL)}),
+	'0', 'stress: every alias names a profile with a third-party id');
 
 # Whatever the calls did, no row landed in a shell.
 CitusCluster::shells_empty($_, $db, 'after the merges') for @nodes;
