@@ -618,12 +618,11 @@ update_linking(const TpProfileRow *row, const char *client, const char *tpid, Js
 /*
  * After creating the profile of a pcId: was the pcId made an alias
  * meanwhile (a merge that committed after our read)?  Read as committed
- * now.  Then the row is taken back and the upsert starts over, onto the
- * merged profile; under REPEATABLE READ or SERIALIZABLE the transaction's
- * snapshot cannot see that profile, so that is a serialization failure.
+ * now.  Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot
+ * cannot see the merged profile: a serialization failure.
  */
 static bool
-created_alias_meanwhile(const char *client, const char *pc_id)
+alias_made_meanwhile(const char *client, const char *pc_id)
 {
 	if (!tp_client_has_aliases(client, NULL) || tp_alias_target(client, pc_id, NULL) == NULL)
 		return false;
@@ -632,8 +631,40 @@ created_alias_meanwhile(const char *client, const char *pc_id)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent merge of pc_id \"%s\"", pc_id),
 				 errhint("Retry the transaction.")));
-	(void) delete_profile_row(client, pc_id);
 	return true;
+}
+
+typedef struct CreateCall
+{
+	const char *client;
+	const char *pc_id;
+	const char *tpid;
+	Jsonb	   *attrs;
+} CreateCall;
+
+static bool
+create_attempt(void *arg)
+{
+	CreateCall *c = arg;
+
+	return insert_profile(c->client, c->pc_id, c->tpid, c->attrs) &&
+		!alias_made_meanwhile(c->client, c->pc_id);
+}
+
+/*
+ * Create the profile of a pcId; false when it exists after all, or became
+ * an alias meanwhile: start over (onto the merged profile).  In a
+ * subtransaction, so that a row taken back is gone with it: a row of ours
+ * that we deleted would still make a creator of the pcId wait for us, and
+ * we may wait for that creator in the next round (a deadlock).
+ */
+static bool
+create_pc_id_profile(const char *client, const char *pc_id, const char *tpid, Jsonb *attrs)
+{
+	CreateCall	c = {client, pc_id, tpid, attrs};
+	bool		unused;
+
+	return tp_in_subtransaction(create_attempt, &c, ERRCODE_SUCCESSFUL_COMPLETION, &unused);
 }
 
 /*
@@ -685,9 +716,9 @@ upsert_round(const char *client, const char *pc_id, const char *tpid, bool merge
 		tp_require_client(client, NULL);
 		*tnt_id = pc_id ? pstrdup(pc_id) : tp_new_tnt_id();
 		*status = "created";
-		if (!insert_profile(client, *tnt_id, tpid, merged))
-			return false;
-		return pc_id == NULL || !created_alias_meanwhile(client, pc_id);
+		if (pc_id == NULL)		/* a new random tnt_id: no alias can have it */
+			return insert_profile(client, *tnt_id, tpid, merged);
+		return create_pc_id_profile(client, pc_id, tpid, merged);
 	}
 
 	*tnt_id = row.row.tnt_id;
