@@ -29,6 +29,7 @@ max_connections = 40
 fsync = off
 synchronous_commit = off
 deadlock_timeout = 100ms
+log_lock_waits = on
 });
 $node->start;
 
