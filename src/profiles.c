@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -356,11 +357,22 @@ lock_profile(const char *client, bool by_third_party, const char *key, LockedRow
 		2, {TEXTOID, TEXTOID}
 	};
 	Datum		v[2];
+	int			nest = NewGUCNestLevel();
 
 	v[0] = CStringGetTextDatum(client);
 	v[1] = CStringGetTextDatum(key);
 	memset(out, 0, sizeof(*out));
+
+	/*
+	 * NOWAIT covers the row found, not the newer versions FOR UPDATE then
+	 * locks (read committed): for those PostgreSQL waits for the updater.
+	 * A lock timeout turns that wait into the same 55P03 too.  (An error
+	 * unwinds the setting with the subtransaction.)
+	 */
+	(void) set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	out->found = tp_exec(by_third_party ? &by_tp : &by_tnt, v, NULL, false, 0) == 1;
+	AtEOXact_GUC(true, nest);
 	if (out->found)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
