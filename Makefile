@@ -26,6 +26,7 @@ OBJS = \
 	src/profiles.o \
 	src/profile_write.o \
 	src/bulk.o \
+	src/read_ahead.o \
 	src/read_dispatch.o \
 	src/read_common.o \
 	src/read_adobe.o \
@@ -39,11 +40,11 @@ DATA        = $(wildcard src/$(EXTENSION)--*.sql)
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK  = -ljansson -lcrypto
+SHLIB_LINK  = -ljansson -lcrypto -pthread
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, pgcrypto and the
 # extension created in every test database.
-REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles identity_merge bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation merge_aliases
+REGRESS      = setup install privileges tokens authorize fresh_auth settings profiles identity_merge bulk bulk_limits request_headers dba_additions upgrade input_bounds distribute client_relation merge_aliases read_ahead
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=$(EXTENSION)
 # The specs live in test/isolation: --inputdir lets `make installcheck`
 # (pg_buildext, the Debian package's tests) find them.

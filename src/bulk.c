@@ -44,6 +44,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "record.h"
+#include "storage/ipc.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -1427,9 +1428,53 @@ broken_batch(const char *why)
 			 errhint("Nothing of the batch was applied.")));
 }
 
+/*
+ * The batch's reader runs ahead in a thread of its own (read_ahead.c,
+ * tgt_profile.batch_read_ahead), filling the next chunk's worth of records
+ * while this backend applies the current one.  The thread is joined on
+ * every path: stop_reading() on success and in the PG_FINALLY of every
+ * error, and the exit callback for a FATAL error (which unwinds nothing).
+ */
+static tp_ahead *reading = NULL;
+
+static void
+stop_reading(tp_ahead *a)
+{
+	reading = NULL;
+	tp_ahead_stop(a);
+}
+
+static void
+stop_reading_at_exit(int code, Datum arg)
+{
+	if (reading)
+		stop_reading(reading);
+}
+
+static tp_ahead *
+start_reading(const char *data, size_t len, char *errbuf, size_t errlen)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		on_proc_exit(stop_reading_at_exit, (Datum) 0);
+		registered = true;
+	}
+	reading = tp_ahead_start(data, len, MAX_RECORD_MEMBERS() + 1,
+							 CHUNK_RECORDS, CHUNK_BYTES, tgtp_batch_read_ahead,
+							 errbuf, errlen);
+	if (reading == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("The batch reader could not be set up.")));
+	return reading;
+}
+
 /* Read every record, applying them a chunk at a time. */
 static void
-run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
+run_batch(Batch *b, tp_ahead *reader, const char *errbuf, const TpSettings *s)
 {
 	tp_record	rec;
 	tp_status	st;
@@ -1454,7 +1499,7 @@ run_batch(Batch *b, tp_reader *reader, const char *errbuf, const TpSettings *s)
 
 		/* the reader allocates (and frees) record by record in its own context */
 		old = MemoryContextSwitchTo(b->reader_cxt);
-		st = tp_reader_next(reader, &rec);
+		st = tp_ahead_next(reader, &rec);
 		MemoryContextSwitchTo(old);
 		if (st != TP_RECORD)
 			break;
@@ -1495,7 +1540,7 @@ TP_SQL_FUNCTION(tgtp_bulk_update)
 	text	   *batch;
 	size_t		len;
 	char		errbuf[256];
-	tp_reader  *reader;
+	tp_ahead   *reader;
 	TpPrivState st;
 	TupleDesc	desc;
 	Datum		values[8];
@@ -1525,23 +1570,30 @@ TP_SQL_FUNCTION(tgtp_bulk_update)
 	b.create_missing = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
 	b.remote = !tp_client_rows_here("profiles", client);
 
-	reader = tp_reader_open(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
-	if (reader == NULL)
-		broken_batch(errbuf);
-	tp_reader_limit_members(reader, MAX_RECORD_MEMBERS() + 1);
+	reader = start_reading(VARDATA_ANY(batch), len, errbuf, sizeof(errbuf));
+	PG_TRY();
+	{
+		if (!tp_ahead_open(reader))
+			broken_batch(errbuf);
 
-	/*
-	 * One batch of a client at a time: the quota is counted, under the lock,
-	 * from what is committed now, so it includes the batch we waited for.
-	 */
-	tp_lock_client(client, TP_LOCK_BATCHES);
-	tp_require_client(client, &s);
-	b.lifetime = s.profile_lifetime;
-	tp_begin(&st, true);
-	set_row_limit(&b, &s);
-	b.batch_id = insert_batch_row(client, tp_reader_format(reader), actor);
-	run_batch(&b, reader, errbuf, &s);
-	tp_reader_close(reader);
+		/*
+		 * One batch of a client at a time: the quota is counted, under the
+		 * lock, from what is committed now, so it includes the batch we
+		 * waited for.
+		 */
+		tp_lock_client(client, TP_LOCK_BATCHES);
+		tp_require_client(client, &s);
+		b.lifetime = s.profile_lifetime;
+		tp_begin(&st, true);
+		set_row_limit(&b, &s);
+		b.batch_id = insert_batch_row(client, tp_ahead_format(reader), actor);
+		run_batch(&b, reader, errbuf, &s);
+	}
+	PG_FINALLY();
+	{
+		stop_reading(reader);
+	}
+	PG_END_TRY();
 	finish_batch_row(&b);
 	tp_end(&st);
 

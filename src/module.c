@@ -20,6 +20,7 @@ PG_MODULE_MAGIC;
 
 int			tgtp_max_batch_bytes = 50 * 1024 * 1024;
 int			tgtp_max_batch_rows = 500000;
+bool		tgtp_batch_read_ahead = true;
 int			tgtp_max_name_length = 128;
 int			tgtp_max_value_length = 5000;
 int			tgtp_max_profile_bytes = 64 * 1024;
@@ -133,6 +134,11 @@ _PG_init(void)
 				 "A longer id is refused (SQLSTATE 22023), or its batch record rejected alone. At most 512, so that a key always fits in an index entry.",
 				 &tgtp_max_id_length, 256, 1, 512, 0);
 
+	DefineCustomBoolVariable("tgt_profile.batch_read_ahead",
+							 "Parse a batch in a thread of its own, ahead of applying it.",
+							 "On (the default), bulk_update's reader fills the next chunk of records on another core while the backend applies the current one. Off: the backend reads the batch itself.",
+							 &tgtp_batch_read_ahead, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("tgt_profile.profile_partitions",
 							"Hash partitions of tgt_profile.profiles made by CREATE EXTENSION.",
 							"0 (the default) makes a plain table. Read only when the extension is installed.",

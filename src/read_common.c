@@ -18,17 +18,33 @@
 
 #include "read_internal.h"
 
-static tp_malloc_fn tp_malloc_hook = malloc;
-static tp_free_fn tp_free_hook = free;
-tp_interrupt_fn tp_interrupt_hook = NULL;
+/*
+ * The hooks are the calling thread's: a reader run ahead in a thread of its
+ * own (read_ahead.c) allocates with malloc and has no interrupt hook, while
+ * the server's thread keeps palloc and CHECK_FOR_INTERRUPTS.
+ */
+static _Thread_local tp_malloc_fn tp_malloc_hook = malloc;
+static _Thread_local tp_free_fn tp_free_hook = free;
+_Thread_local tp_interrupt_fn tp_interrupt_hook = NULL;
 
 void
 tp_set_allocator(tp_malloc_fn m, tp_free_fn f)
 {
 	tp_malloc_hook = m ? m : malloc;
 	tp_free_hook = f ? f : free;
-	/* jansson allocates the parsed records: keep it in the same place */
-	json_set_alloc_funcs(tp_malloc_hook, tp_free_hook);
+	/*
+	 * jansson allocates the parsed records: keep it in the same place.  Its
+	 * hooks are global, so they go through ours, which are per thread (set
+	 * once: another thread may be reading them).
+	 */
+	{
+		json_malloc_t jm;
+		json_free_t jf;
+
+		json_get_alloc_funcs(&jm, &jf);
+		if (jm != tp_alloc || jf != tp_free)
+			json_set_alloc_funcs(tp_alloc, tp_free);
+	}
 }
 
 void

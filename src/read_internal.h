@@ -3,8 +3,8 @@
  * read_internal.h
  *	  Shared between the batch readers (read_adobe.c, read_json.c), the
  *	  helpers below them (read_common.c), the dispatcher above them
- *	  (read_dispatch.c) and their tests; not part of the record stream
- *	  interface.
+ *	  (read_dispatch.c), the read-ahead above that (read_ahead.c) and their
+ *	  tests; not part of the record stream interface.
  *
  * Plain C, no PostgreSQL headers.
  *
@@ -49,7 +49,7 @@ extern void tp_free(void *ptr);
 #define TP_INTERRUPT_EVERY	65536
 #define TP_INTERRUPT_BYTES	(1024 * 1024)
 
-extern tp_interrupt_fn tp_interrupt_hook;
+extern _Thread_local tp_interrupt_fn tp_interrupt_hook;
 
 static inline void
 tp_check_interrupts(void)

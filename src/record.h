@@ -81,15 +81,16 @@ typedef enum tp_status
 typedef struct tp_reader tp_reader;
 
 /*
- * Allocation hooks: the server routes them (and jansson's) to palloc in a
- * batch memory context, so an ERROR cannot leak; tools use malloc/free.
+ * Allocation hooks, of the calling thread: the server routes them (and
+ * jansson's) to palloc in a batch memory context, so an ERROR cannot leak;
+ * tools use malloc/free, as does a reader's thread (see tp_ahead_start).
  */
 typedef void *(*tp_malloc_fn) (size_t size);
 typedef void (*tp_free_fn) (void *ptr);
 extern void tp_set_allocator(tp_malloc_fn m, tp_free_fn f);
 
 /*
- * Interrupt hook: called every so often while a reader works through a long
+ * Interrupt hook, of the calling thread: called every so often while a reader works through a long
  * record (many members or cells, a long line), so that the server can
  * honour a query cancel (CHECK_FOR_INTERRUPTS).  It may not return; what
  * the reader allocated is then released by whoever owns the allocator's
@@ -118,5 +119,35 @@ extern void tp_reader_limit_members(tp_reader *r, int64_t max);
 /* Next record; on TP_FATAL errbuf (given to open) says why. */
 extern tp_status tp_reader_next(tp_reader *r, tp_record *rec);
 extern void tp_reader_close(tp_reader *r);
+
+/*
+ * Read ahead (read_ahead.c): the same stream, read by a thread of its own
+ * that fills the next block of records while the caller applies the
+ * current one.  The thread never calls back into the caller: it blocks
+ * every signal, allocates with malloc and stops between records when told
+ * to.  A block holds at most block_records records and (but for a single
+ * larger record) block_bytes of their copies; two exist at a time.
+ *
+ * tp_ahead_start() starts the thread (with thread false, or when no thread
+ * can be started, the other calls read in the caller's thread instead).
+ * NULL only when out of memory.  errbuf must stay valid until
+ * tp_ahead_stop(); data too.  tp_ahead_open() waits until the reader is
+ * open: false when the batch is broken (errbuf says why, as
+ * tp_reader_open's).  tp_ahead_next() is tp_reader_next(); a record stays
+ * valid until the next call.  While they wait, both call the interrupt
+ * hook every few milliseconds.  tp_ahead_stop() ends the thread, waits
+ * for it, and frees everything: the caller must call it on every path,
+ * the hook's non-local exits included.
+ */
+typedef struct tp_ahead tp_ahead;
+
+extern tp_ahead *tp_ahead_start(const char *data, size_t len, int64_t max_members,
+								size_t block_records, size_t block_bytes, bool thread,
+								char *errbuf, size_t errlen);
+extern bool tp_ahead_threaded(const tp_ahead *a);
+extern bool tp_ahead_open(tp_ahead *a);
+extern tp_format tp_ahead_format(const tp_ahead *a);
+extern tp_status tp_ahead_next(tp_ahead *a, tp_record *rec);
+extern void tp_ahead_stop(tp_ahead *a);
 
 #endif							/* TGTP_RECORD_H */

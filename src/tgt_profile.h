@@ -22,6 +22,7 @@
 /* module.c: limits (GUCs) */
 extern int	tgtp_max_batch_bytes;
 extern int	tgtp_max_batch_rows;
+extern bool tgtp_batch_read_ahead;
 extern int	tgtp_max_name_length;
 extern int	tgtp_max_value_length;
 extern int	tgtp_max_profile_bytes;

@@ -46,7 +46,7 @@ fi
 
 CFLAGS=(-std=gnu99 -g -O1 -fsanitize=fuzzer,address,undefined
 	-fno-sanitize-recover=all -I"$REPO/src")
-READERS=("$REPO/src/read_dispatch.c" "$REPO/src/read_common.c" "$REPO/src/read_adobe.c" "$REPO/src/read_json.c")
+READERS=("$REPO/src/read_ahead.c" "$REPO/src/read_dispatch.c" "$REPO/src/read_common.c" "$REPO/src/read_adobe.c" "$REPO/src/read_json.c")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tgtp-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
@@ -55,7 +55,7 @@ mkdir -p "$BIN"
 for t in $TARGETS; do
 	log=$TMP/$t.log
 	if ! "$CC" "${CFLAGS[@]}" -o "$BIN/$t" "$HERE/$t.c" "${READERS[@]}" \
-		-ljansson >"$log" 2>&1; then
+		-ljansson -pthread >"$log" 2>&1; then
 		echo "not ok - fuzz $t"
 		echo "# build failed:"
 		sed 's/^/#   /' "$log"

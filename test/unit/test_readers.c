@@ -48,9 +48,16 @@ xstrdup(const char *s)
 	return d;
 }
 
+/* Put before each description: how the cases are read (see dump()) */
+static const char *desc_prefix = "";
+
 static void
 record_result(bool ok, const char *desc, const char *diag)
 {
+	char		full[1024];
+
+	snprintf(full, sizeof(full), "%s%s", desc_prefix, desc);
+	desc = full;
 	if (nresults == results_cap)
 	{
 		results_cap = results_cap ? results_cap * 2 : 256;
@@ -191,6 +198,30 @@ dump_record(sbuf *b, const tp_record *rec)
 }
 
 /*
+ * How dump() reads: the reader itself, or the read-ahead (read_ahead.c)
+ * with a thread or without, in blocks of AHEAD_RECORDS records and
+ * AHEAD_BYTES bytes: small, so that every case crosses blocks.
+ */
+typedef enum read_mode
+{
+	READ_DIRECT,
+	READ_AHEAD_THREAD,
+	READ_AHEAD_INLINE
+} read_mode;
+
+static read_mode mode = READ_DIRECT;
+
+#define AHEAD_RECORDS	2
+#define AHEAD_BYTES		64
+
+/* The stream through the mode's calls (reader or ahead, one is NULL). */
+static tp_status
+next_of(tp_reader *r, tp_ahead *a, tp_record *rec)
+{
+	return a ? tp_ahead_next(a, rec) : tp_reader_next(r, rec);
+}
+
+/*
  * The whole record stream of a batch, as "rec | rec | EOF" or ending in
  * "FATAL(message)"; an open failure is "OPEN(message)".
  */
@@ -199,22 +230,39 @@ dump(const char *data, size_t len, tp_format *format)
 {
 	sbuf		b = {0};
 	char		errbuf[512];
-	tp_reader  *r;
+	tp_reader  *r = NULL;
+	tp_ahead   *a = NULL;
 	tp_record	rec;
 	tp_status	st;
 	int			n = 0;
 
-	r = tp_reader_open(data, len, errbuf, sizeof(errbuf));
-	if (r == NULL)
+	if (mode == READ_DIRECT)
+		r = tp_reader_open(data, len, errbuf, sizeof(errbuf));
+	else
+	{
+		a = tp_ahead_start(data, len, member_limit, AHEAD_RECORDS, AHEAD_BYTES,
+						   mode == READ_AHEAD_THREAD, errbuf, sizeof(errbuf));
+		if (a == NULL)
+			abort();
+		if (tp_ahead_threaded(a) != (mode == READ_AHEAD_THREAD))
+			sb_printf(&b, "(threaded %d!) ", (int) tp_ahead_threaded(a));
+		if (!tp_ahead_open(a))
+		{
+			tp_ahead_stop(a);
+			a = NULL;
+		}
+	}
+	if (r == NULL && a == NULL)
 	{
 		sb_printf(&b, "OPEN(%s)", errbuf);
 		sb_printf(&errors_seen, "%s\n", errbuf);
 		return b.s;
 	}
 	if (format)
-		*format = tp_reader_format(r);
-	tp_reader_limit_members(r, member_limit);
-	while ((st = tp_reader_next(r, &rec)) == TP_RECORD)
+		*format = a ? tp_ahead_format(a) : tp_reader_format(r);
+	if (r)
+		tp_reader_limit_members(r, member_limit);
+	while ((st = next_of(r, a, &rec)) == TP_RECORD)
 	{
 		dump_record(&b, &rec);
 		sb_add(&b, " | ", 3);
@@ -225,7 +273,7 @@ dump(const char *data, size_t len, tp_format *format)
 	{
 		sb_printf(&b, "EOF");
 		/* EOF stays EOF */
-		if (tp_reader_next(r, &rec) != TP_EOF)
+		if (next_of(r, a, &rec) != TP_EOF)
 			sb_printf(&b, " (then not EOF!)");
 	}
 	else if (st == TP_FATAL)
@@ -233,12 +281,15 @@ dump(const char *data, size_t len, tp_format *format)
 		sb_printf(&b, "FATAL(%s)", errbuf);
 		sb_printf(&errors_seen, "%s\n", errbuf);
 		/* a broken batch stays broken */
-		if (tp_reader_next(r, &rec) != TP_FATAL)
+		if (next_of(r, a, &rec) != TP_FATAL)
 			sb_printf(&b, " (then not FATAL!)");
 	}
 	else
 		sb_printf(&b, "(too many records)");
-	tp_reader_close(r);
+	if (a)
+		tp_ahead_stop(a);
+	else
+		tp_reader_close(r);
 	return b.s;
 }
 
@@ -1218,6 +1269,40 @@ test_limits(void)
 	free(b.s);
 }
 
+/*
+ * A stop while the thread is inside a long record, or before it read
+ * anything, or after the end: each joins the thread (valgrind and the
+ * fuzzers' sanitizers would see what it left).
+ */
+static void
+test_ahead_stop(void)
+{
+	sbuf		b = {0};
+	char		errbuf[256];
+
+	sb_printf(&b, "{\"pcId\":\"s\",\"v\":\"");
+	for (int i = 0; i < 1000000; i++)
+		sb_printf(&b, "0123456789");
+	sb_printf(&b, "\"}\n{\"pcId\":\"t\"}\n");
+	for (int when = 0; when < 3; when++)
+	{
+		tp_ahead   *a = tp_ahead_start(b.s, b.len, 0, 1, 64, true, errbuf, sizeof(errbuf));
+		tp_record	rec;
+		bool		ok = a != NULL && tp_ahead_open(a);
+
+		if (ok && when == 1)
+			ok = tp_ahead_next(a, &rec) == TP_RECORD && rec.attrs[0].value_len == 10000000;
+		if (ok && when == 2)
+			ok = tp_ahead_next(a, &rec) == TP_RECORD && tp_ahead_next(a, &rec) == TP_RECORD &&
+				tp_ahead_next(a, &rec) == TP_EOF;
+		tp_ahead_stop(a);
+		check_true(when == 0 ? "read ahead: a stop during a 10 MB record" :
+				   when == 1 ? "read ahead: a stop after a 10 MB record" :
+				   "read ahead: a stop after the end", ok, "the records read were wrong");
+	}
+	free(b.s);
+}
+
 int
 main(void)
 {
@@ -1231,6 +1316,19 @@ main(void)
 	test_adobe_columns();
 	test_ndjson();
 	test_json_array();
+	/* the same streams read ahead, with a thread and without */
+	for (mode = READ_AHEAD_THREAD; mode <= READ_AHEAD_INLINE; mode++)
+	{
+		desc_prefix = mode == READ_AHEAD_THREAD ? "read ahead, thread: " : "read ahead, inline: ";
+		test_format();
+		test_adobe();
+		test_adobe_columns();
+		test_ndjson();
+		test_json_array();
+	}
+	mode = READ_DIRECT;
+	desc_prefix = "";
+	test_ahead_stop();
 	test_skip();
 	test_lifetime();
 	test_limits();
