@@ -57,9 +57,11 @@ $$;
 CREATE TABLE public.ahead_long AS
 SELECT string_agg(format('{"pcId":"l%s","n":%s}', i % 1000, i), E'\n') AS b
   FROM generate_series(1, 400000) i;
+\set VERBOSITY terse
 SET statement_timeout = '100ms';
 SELECT * FROM public.ahead_bulk((SELECT b FROM public.ahead_long));
 RESET statement_timeout;
+\set VERBOSITY default
 SELECT public.threads() AS threads_after_cancel;
 SELECT count(*) AS applied_of_cancelled FROM tgt_profile.profiles WHERE client = 'ahead' AND tnt_id LIKE 'l%';
 

@@ -26,6 +26,7 @@ int			tgtp_max_value_length = 5000;
 int			tgtp_max_profile_bytes = 64 * 1024;
 int			tgtp_max_id_length = 256;
 int			tgtp_profile_partitions = 0;
+int			tgtp_profile_fillfactor = 70;
 char	   *tgtp_token_header = NULL;
 
 void		_PG_init(void);
@@ -143,6 +144,11 @@ _PG_init(void)
 							"Hash partitions of tgt_profile.profiles made by CREATE EXTENSION.",
 							"0 (the default) makes a plain table. Read only when the extension is installed.",
 							&tgtp_profile_partitions, 0, 0, 1024,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tgt_profile.profile_fillfactor",
+							"Fillfactor of tgt_profile.profiles made by CREATE EXTENSION (or set by the upgrade to 1.2).",
+							"70 (the default) leaves room on each page for updates that stay HOT. Read only when the extension is installed or upgraded; later, ALTER TABLE ... SET (fillfactor = ...).",
+							&tgtp_profile_fillfactor, 70, 10, 100,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	/* PGC_SUSET: see the header comment of this file */
 	DefineCustomStringVariable("tgt_profile.token_header",

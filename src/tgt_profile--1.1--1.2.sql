@@ -370,3 +370,32 @@ CREATE FUNCTION tgt_profile.upsert_profile(client text, attributes jsonb, pc_id 
 REVOKE ALL ON FUNCTION tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tgt_profile.upsert_profile(text, jsonb, text, text, text, boolean)
 	TO tgt_profile_api;
+
+/*
+ * (1.2) profiles' pages are filled to tgt_profile.profile_fillfactor (70 %
+ * unless set), so that updates find room on their page and stay HOT
+ * (README, "Fillfactor").  The rows already stored keep their pages until
+ * they are rewritten (VACUUM FULL, CLUSTER or pg_repack); new pages follow
+ * the setting at once.
+ */
+DO $fillfactor$
+DECLARE
+	fill integer := COALESCE(
+		NULLIF(pg_catalog.current_setting('tgt_profile.profile_fillfactor', true), '')::integer, 70);
+	t pg_catalog.regclass;
+BEGIN
+	IF fill OPERATOR(pg_catalog.<) 10 OR fill OPERATOR(pg_catalog.>) 100 THEN
+		RAISE EXCEPTION 'tgt_profile.profile_fillfactor must lie between 10 and 100'
+			USING ERRCODE = '22023';
+	END IF;
+	-- the table, or its partitions (a partitioned table has no pages)
+	FOR t IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
+			  WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
+				AND (c.oid OPERATOR(pg_catalog.=) 'tgt_profile.profiles'::pg_catalog.regclass
+					 OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+								   WHERE i.inhparent OPERATOR(pg_catalog.=) 'tgt_profile.profiles'::pg_catalog.regclass))
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s SET (fillfactor = %s)', t, fill);
+	END LOOP;
+END
+$fillfactor$;

@@ -28,6 +28,7 @@ extern int	tgtp_max_value_length;
 extern int	tgtp_max_profile_bytes;
 extern int	tgtp_max_id_length;
 extern int	tgtp_profile_partitions;
+extern int	tgtp_profile_fillfactor;
 extern char *tgtp_token_header;	/* tgt_profile.token_header */
 
 #define TP_MAX_HEADER_NAME_LEN	64

@@ -157,14 +157,25 @@ COMMENT ON TABLE tgt_profile.audit_log IS 'Who did what to clients, settings, to
  *
  * With tgt_profile.profile_partitions = N (> 0) at install time the table is
  * hash-partitioned by client into N partitions (README, "Partitioning").
+ *
+ * Its pages are filled to tgt_profile.profile_fillfactor (70 % unless set
+ * at install time): a profile is written once and updated many times, and
+ * an update that finds room on its page is HOT, which writes no index entry
+ * (README, "Fillfactor").
  */
 DO $profiles$
 DECLARE
 	parts integer := COALESCE(
 		NULLIF(pg_catalog.current_setting('tgt_profile.profile_partitions', true), '')::integer, 0);
+	fill integer := COALESCE(
+		NULLIF(pg_catalog.current_setting('tgt_profile.profile_fillfactor', true), '')::integer, 70);
 BEGIN
 	IF parts OPERATOR(pg_catalog.<) 0 OR parts OPERATOR(pg_catalog.>) 1024 THEN
 		RAISE EXCEPTION 'tgt_profile.profile_partitions must lie between 0 and 1024'
+			USING ERRCODE = '22023';
+	END IF;
+	IF fill OPERATOR(pg_catalog.<) 10 OR fill OPERATOR(pg_catalog.>) 100 THEN
+		RAISE EXCEPTION 'tgt_profile.profile_fillfactor must lie between 10 and 100'
 			USING ERRCODE = '22023';
 	END IF;
 	EXECUTE pg_catalog.concat(
@@ -177,11 +188,12 @@ BEGIN
 			updated_at		timestamptz NOT NULL,
 			last_seen_at	timestamptz NOT NULL,
 			CONSTRAINT profiles_pkey PRIMARY KEY (client, tnt_id))',
-		CASE WHEN parts OPERATOR(pg_catalog.>) 0 THEN ' PARTITION BY HASH (client)' END);
+		CASE WHEN parts OPERATOR(pg_catalog.>) 0 THEN ' PARTITION BY HASH (client)'
+			 ELSE pg_catalog.format(' WITH (fillfactor = %s)', fill) END);
 	FOR i IN 0 .. parts OPERATOR(pg_catalog.-) 1 LOOP
 		EXECUTE pg_catalog.format(
-			'CREATE TABLE tgt_profile.%I PARTITION OF tgt_profile.profiles FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
-			'profiles_' OPERATOR(pg_catalog.||) i, parts, i);
+			'CREATE TABLE tgt_profile.%I PARTITION OF tgt_profile.profiles FOR VALUES WITH (MODULUS %s, REMAINDER %s) WITH (fillfactor = %s)',
+			'profiles_' OPERATOR(pg_catalog.||) i, parts, i, fill);
 		EXECUTE pg_catalog.format('ALTER TABLE tgt_profile.%I ENABLE ROW LEVEL SECURITY',
 								  'profiles_' OPERATOR(pg_catalog.||) i);
 		PERFORM pg_catalog.pg_extension_config_dump(
