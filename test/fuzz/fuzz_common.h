@@ -87,6 +87,48 @@ fuzz_check_attr(const tp_attr *a)
 	}
 }
 
+/*
+ * Read data[0..size) again through the read-ahead thread (read_ahead.c), in
+ * blocks of 3 records or 64 bytes: the same records, keys and end as the
+ * reader's own (rows and end given), or a stop after stop_after records
+ * (when > 0), which must join the thread wherever it is.
+ */
+static void
+fuzz_read_ahead(const char *data, size_t size, int64_t limit, int64_t rows,
+				tp_status end, const char *end_err, int64_t stop_after)
+{
+	char		errbuf[256];
+	tp_ahead   *a = tp_ahead_start(data, size, limit, 3, 64, true, errbuf, sizeof(errbuf));
+	tp_record	rec;
+	tp_status	st;
+	int64_t		row = 0;
+
+	FUZZ_ASSERT(a != NULL);
+	if (!tp_ahead_open(a))
+	{
+		FUZZ_ASSERT(end == TP_FATAL && rows == 0 && strcmp(errbuf, end_err) == 0);
+		tp_ahead_stop(a);
+		return;
+	}
+	while ((st = tp_ahead_next(a, &rec)) == TP_RECORD)
+	{
+		FUZZ_ASSERT(rec.row == ++row);
+		if (rec.key)
+			fuzz_touch(rec.key, rec.key_len);
+		for (int i = 0; i < rec.nattrs; i++)
+			fuzz_check_attr(&rec.attrs[i]);
+		if (stop_after > 0 && row == stop_after)
+			break;
+	}
+	if (st != TP_RECORD)
+	{
+		FUZZ_ASSERT(st == end && row == rows);
+		if (st == TP_FATAL)
+			FUZZ_ASSERT(strcmp(errbuf, end_err) == 0);
+	}
+	tp_ahead_stop(a);
+}
+
 /* Read data[0..size) to its end; returns the number of records. */
 static int64_t
 fuzz_read_all(const char *data, size_t size)
@@ -99,14 +141,15 @@ fuzz_read_all(const char *data, size_t size)
 	int64_t		limit;
 
 	errbuf[0] = '\0';
+	/* a member limit of 0 (none) to 7, from the input's last byte */
+	limit = size > 0 ? (unsigned char) data[size - 1] % 8 : 0;
 	r = tp_reader_open(data, size, errbuf, sizeof(errbuf));
 	if (r == NULL)
 	{
 		FUZZ_ASSERT(errbuf[0] != '\0');
+		fuzz_read_ahead(data, size, limit, 0, TP_FATAL, errbuf, 0);
 		return 0;
 	}
-	/* a member limit of 0 (none) to 7, from the input's last byte */
-	limit = size > 0 ? (unsigned char) data[size - 1] % 8 : 0;
 	tp_reader_limit_members(r, limit);
 	while ((st = tp_reader_next(r, &rec)) == TP_RECORD)
 	{
@@ -148,6 +191,9 @@ fuzz_read_all(const char *data, size_t size)
 	else
 		FUZZ_ASSERT(st == TP_EOF && tp_reader_next(r, &rec) == TP_EOF);
 	tp_reader_close(r);
+	/* the same through the read-ahead: to the end, or stopped midway */
+	fuzz_read_ahead(data, size, limit, row, st, errbuf,
+					size > 1 ? (unsigned char) data[size - 2] % 4 : 0);
 	return row;
 }
 
