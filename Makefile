@@ -99,6 +99,7 @@ bench:
 	@rc=0; \
 	bash test/bench/run-bench.sh || rc=1; \
 	bash test/bench/bench-bulk.sh || rc=1; \
+	bash test/bench/bench-scale.sh || rc=1; \
 	bash test/bench/bench-memory.sh || rc=1; \
 	bash test/bench/bench-merge.sh || rc=1; \
 	bash test/bench/bench-citus.sh || rc=1; \

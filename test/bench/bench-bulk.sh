@@ -81,131 +81,19 @@ set -u -o pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../tools/common.sh"
 cd "$REPO" || exit 1
 
-BULK=$REPO/test/bench/bulk
-# Our directories (files, cluster) go under a base of our own: on a shared
-# machine, other people's cleanups remove /tmp/tgt_profile-* under our feet.
 BENCH_TMP=${BENCH_TMP:-/var/tmp/tgt_profile-benchbulk}
-mkdir -p "$BENCH_TMP" && chmod 755 "$BENCH_TMP" || exit 1
-export TMPDIR=$BENCH_TMP
-N=${N:-500000}
-SAMPLE_MS=${SAMPLE_MS:-20}
+# shellcheck source-path=SCRIPTDIR source=bulk/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bulk/lib.sh"
 ROUNDS=${ROUNDS:-1}
-PSQL=$PG_BINDIR/psql
 T_START=$SECONDS
 
-die() {
-	log_error "$*"
-	exit 1
-}
-
-psql_q() {
-	"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"
-}
-
-if [[ ${BUILD:-0} == 1 ]]; then
-	build_and_install || exit 1
-elif [[ ! -f $("$PG_CONFIG" --sharedir)/extension/tgt_profile.control ]]; then
-	log_info "tgt_profile is not installed: building it"
-	build_and_install || exit 1
-fi
-
-# ---------------------------------------------------------------------------
-# files and cluster
-# ---------------------------------------------------------------------------
-
-DATA="" # set by make_tmpdir
-make_tmpdir DATA bulkdata || die "no temporary directory"
-log_info "== generating $N records in $DATA"
-python3 "$BULK/gen.py" "$DATA" "$N" || die "gen.py failed"
-# A snapshot of the installed library (see "fixtures"), taken when no one
-# is writing it: two copies a second apart must agree.
-LIB=$("$PG_CONFIG" --pkglibdir)/tgt_profile.so
-mkdir -p "$DATA/lib"
-for try in $(seq 1 30); do
-	cp "$LIB" "$DATA/lib/tgt_profile.so" && sleep 1 && cmp -s "$LIB" "$DATA/lib/tgt_profile.so" && break
-	((try == 30)) && die "$LIB keeps changing"
-done
-LIB_MD5=$(md5sum <"$DATA/lib/tgt_profile.so" | cut -c 1-12)
-chmod -R a+rX "$DATA"
-declare -A BYTES
-while read -r f b; do BYTES[$f]=$b; done <"$DATA/sizes"
-
-log_info "== cluster (PostgreSQL defaults, fsync/synchronous_commit/full_page_writes on)"
-cluster_start fsync=on synchronous_commit=on full_page_writes=on \
-	max_prepared_transactions=0 log_min_messages=warning ||
-	die "could not start the cluster"
-log_info "== fixtures"
-psql_q -v dir="$DATA" -f "$BULK/setup.sql" >/dev/null || die "setup.sql failed"
-# Other people reinstall the extension while we run: the cluster's C
-# functions are pointed at the private copy taken above, so that the whole
-# run measures one build (and a reinstall cannot pull the library from under
-# a running backend).  A throwaway cluster, so editing pg_proc is harmless.
-psql_q -c "UPDATE pg_catalog.pg_proc SET probin = '$DATA/lib/tgt_profile'
-            WHERE probin = '\$libdir/tgt_profile'" >/dev/null || die "could not point at the library copy"
-[[ $(psql_q -c "SELECT count(*) FROM pg_proc WHERE probin = '$DATA/lib/tgt_profile'") -gt 0 ]] ||
-	die "no function uses the library copy"
-psql_q -c "CREATE EXTENSION pg_walinspect" >/dev/null 2>&1 && HAVE_WALINSPECT=1 || HAVE_WALINSPECT=0
+bench_install
+bench_files
+bench_cluster
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-# reset_target TABLE [PRELOAD_FILE]: empty TABLE, load the preload, make the
-# state steady (vacuumed, analysed, checkpointed).
-reset_target() {
-	local t=$1 pre=${2:-} load=""
-	[[ -n $pre ]] && load="COPY $t FROM '$DATA/$pre';"
-	psql_q -c "TRUNCATE $t" -c "${load:-SELECT}" -c "VACUUM (ANALYZE) $t" -c "CHECKPOINT" \
-		>/dev/null || die "reset of $t failed"
-}
-
-# measure TARGET SQL: run SQL (psql text, may span statements and use
-# :'dir') on a fresh connection; sets SECS, PEAK_MB, WAL_BYTES, DUPD, DINS
-# (growth of TARGET's n_tup_upd and n_tup_ins), INFO (lines the SQL
-# \echo'ed with the prefix INFO) and PID.
-MEASURE_N=0
-measure() {
-	local target=$1 sql=$2 memf out base peak perf_on="" perf_off=""
-	MEASURE_N=$((MEASURE_N + 1))
-	memf=$DATA/mem.$MEASURE_N
-	if [[ -n ${PERF_OUT:-} ]]; then
-		perf_on="\\! perf record -q -g -p \"\$BENCH_PID\" -o '$PERF_OUT' </dev/null >'$PERF_OUT.log' 2>&1 & echo \$! >'$PERF_OUT.pid'; sleep 0.5"
-		perf_off="\\! kill -INT \$(cat '$PERF_OUT.pid'); while kill -0 \$(cat '$PERF_OUT.pid') 2>/dev/null; do sleep 0.1; done"
-	fi
-	out=$(
-		"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -v dir="$DATA" -f - 2>&1 <<EOF
-SET tgt_profile.max_batch_bytes = '200MB';
-SELECT pg_backend_pid() AS pid \gset
-\setenv BENCH_PID :pid
-\! perl '$BULK/memsample.pl' "\$BENCH_PID" '$memf' $SAMPLE_MS </dev/null >/dev/null 2>&1 &
-SELECT n_tup_upd AS upd0, n_tup_ins AS ins0, pg_current_wal_lsn() AS lsn0
-  FROM pg_stat_user_tables WHERE relid = '$target'::regclass \gset
-\! i=0; while [ ! -e '$memf.ready' ] && [ \$i -lt 500 ]; do sleep 0.01; i=\$((i+1)); done
-$perf_on
-SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-$sql
-SELECT extract(epoch FROM clock_timestamp()) - :t0 AS secs \gset
-\! touch '$memf.stop'
-$perf_off
-SELECT pg_stat_force_next_flush();
-SELECT n_tup_upd - :upd0 AS dupd, n_tup_ins - :ins0 AS dins,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn0') AS wal, :'lsn0' AS lsn0,
-       pg_current_wal_lsn() AS lsn1
-  FROM pg_stat_user_tables WHERE relid = '$target'::regclass \gset
-\echo RESULT :secs :wal :dupd :dins :lsn0 :lsn1
-EOF
-	)
-	local rc=$?
-	for _ in $(seq 1 300); do [[ -s $memf ]] && break; sleep 0.01; done
-	if ((rc != 0)) || ! grep -q '^RESULT ' <<<"$out" || [[ ! -s $memf ]]; then
-		printf '%s\n' "$out" >&2
-		die "measurement failed: $sql"
-	fi
-	read -r _ SECS WAL_BYTES DUPD DINS LSN0 LSN1 < <(grep '^RESULT ' <<<"$out")
-	INFO=$(sed -n 's/^INFO //p' <<<"$out")
-	read -r base peak _ <"$memf"
-	PEAK_MB=$(perl -e 'printf "%.1f", ($ARGV[1] - $ARGV[0]) / 1024' "$base" "$peak")
-}
 
 # fingerprint TABLE: count and md5 of every (tnt_id, attributes), for the
 # check that every method leaves the same profiles.
@@ -214,88 +102,9 @@ fingerprint() {
 	             FROM $1" || die "fingerprint of $1 failed"
 }
 
-mb() { perl -e 'printf "%.1f", $ARGV[0] / 1048576' "$1"; }
-
 # ---------------------------------------------------------------------------
-# the methods
+# the methods (sql_copy, sql_bulk, sql_plain: bulk/lib.sh)
 # ---------------------------------------------------------------------------
-
-UPSERT_TAIL="ON CONFLICT (client, tnt_id) DO UPDATE
-   SET attributes = p.attributes || EXCLUDED.attributes,
-       updated_at = EXCLUDED.updated_at, last_seen_at = EXCLUDED.last_seen_at;"
-INTO_PLAIN="INSERT INTO bench.plain_target AS p (client, tnt_id, attributes, created_at, updated_at, last_seen_at)"
-
-sql_copy() {
-	echo "COPY bench.copy_target FROM '$DATA/batch.copy';"
-}
-
-sql_bulk() { # FORMAT
-	cat <<EOF
-SELECT status, rows_total, rows_created, rows_updated, rows_unchanged, rows_not_found, rows_rejected
-  FROM tgt_profile.bulk_update('c', (SELECT body FROM bench.batch WHERE name = '$1')) \gset r_
-\echo INFO :r_status total=:r_rows_total created=:r_rows_created updated=:r_rows_updated unchanged=:r_rows_unchanged not_found=:r_rows_not_found rejected=:r_rows_rejected
-EOF
-}
-
-# plain SQL by method name
-sql_plain() {
-	case $1 in
-	csv_staging)
-		cat <<EOF
-BEGIN;
-CREATE TEMP TABLE stage (pcid text, param1 text, param2 text, param3 text, param4 text, param5 text)
-  ON COMMIT DROP;
-COPY stage FROM '$DATA/batch.csv' (FORMAT csv, HEADER true);
-$INTO_PLAIN
-SELECT 'c', pcid,
-       jsonb_strip_nulls(jsonb_build_object('param1', param1, 'param2', param2, 'param3', param3,
-                                            'param4', param4, 'param5', param5)),
-       now(), now(), now()
-  FROM stage
-$UPSERT_TAIL
-\echo INFO rows=:ROW_COUNT
-COMMIT;
-EOF
-		;;
-	ndjson_split)
-		# OFFSET 0 keeps the subquery whole, so that each line is parsed once
-		# (pulled up, line::jsonb would be evaluated for each use of j).
-		cat <<EOF
-$INTO_PLAIN
-SELECT 'c', j->>'pcId', j - 'pcId', now(), now(), now()
-  FROM (SELECT l.line::jsonb AS j
-          FROM bench.batch b, string_to_table(b.body, E'\n') AS l(line)
-         WHERE b.name = 'ndjson' AND l.line <> '' OFFSET 0) s
-$UPSERT_TAIL
-\echo INFO rows=:ROW_COUNT
-EOF
-		;;
-	ndjson_staging)
-		# CSV with a delimiter and quote that never occur: one line, one value.
-		cat <<EOF
-BEGIN;
-CREATE TEMP TABLE stage (j jsonb) ON COMMIT DROP;
-COPY stage FROM '$DATA/batch.ndjson' (FORMAT csv, DELIMITER E'\x01', QUOTE E'\x02');
-$INTO_PLAIN
-SELECT 'c', j->>'pcId', j - 'pcId', now(), now(), now()
-  FROM stage
-$UPSERT_TAIL
-\echo INFO rows=:ROW_COUNT
-COMMIT;
-EOF
-		;;
-	json_elements)
-		cat <<EOF
-$INTO_PLAIN
-SELECT 'c', e->>'pcId', e - 'pcId', now(), now(), now()
-  FROM bench.batch b, jsonb_array_elements(b.body::jsonb) AS e
- WHERE b.name = 'json'
-$UPSERT_TAIL
-\echo INFO rows=:ROW_COUNT
-EOF
-		;;
-	esac
-}
 
 FORMATS=(csv ndjson json)
 declare -A PLAIN_METHODS=(
@@ -405,9 +214,6 @@ done
 # report
 # ---------------------------------------------------------------------------
 
-ratio() { perl -e 'printf "%.2f", $ARGV[1] > 0 ? $ARGV[0] / $ARGV[1] : 0' "$1" "$2"; }
-le() { perl -e 'exit(!($ARGV[0] <= $ARGV[1]))' "$1" "$2"; }
-
 best_plain() { # FORMAT STATE -> seconds of the fastest plain method
 	local b="" m s
 	for m in ${PLAIN_METHODS[$1]}; do
@@ -451,12 +257,6 @@ echo "(unchanged: the batch sent again to profiles that hold it; x COPY is again
 
 echo
 echo "Goals:"
-MISSED=0
-goal() { # OK TEXT
-	local mark=ok
-	if [[ $1 != 1 ]]; then mark=MISSED; MISSED=$((MISSED + 1)); fi
-	printf '  %-7s %s\n' "$mark" "$2"
-}
 for fmt in "${FORMATS[@]}"; do
 	r=$(ratio "${R_SECS[bulk_update|$fmt|new]}" "${R_SECS[COPY|copy|new]}")
 	le "$r" 1.2 && ok=1 || ok=0
