@@ -108,12 +108,13 @@ fingerprint() {
 
 FORMATS=(csv ndjson json)
 declare -A PLAIN_METHODS=(
-	[csv]="csv_staging"
+	[csv]="csv_staging csv_staging_ff"
 	[ndjson]="ndjson_split ndjson_staging"
 	[json]="json_elements"
 )
 declare -A PLAIN_LABEL=(
 	[csv_staging]="plain: COPY staging"
+	[csv_staging_ff]="plain: staging, same ff"
 	[ndjson_split]="plain: split by line"
 	[ndjson_staging]="plain: COPY staging"
 	[json_elements]="plain: array elements"
@@ -121,13 +122,14 @@ declare -A PLAIN_LABEL=(
 declare -A FILE_OF=([csv]=batch.csv [ndjson]=batch.ndjson [json]=batch.json)
 
 # results, keyed "method|format|state"
-declare -A R_SECS R_PEAK R_WAL
+declare -A R_SECS R_PEAK R_WAL R_HOT
 ROWS=() # keys in the order run
 declare -A FPR # fingerprint of the first method per state
 
 record() { # KEY: the best time of the rounds, the highest peak
 	if [[ -z ${R_SECS[$1]:-} ]]; then
 		R_SECS[$1]=$SECS R_PEAK[$1]=$PEAK_MB R_WAL[$1]=$WAL_BYTES
+		R_HOT[$1]=$(perl -e 'print $ARGV[1] > 0 ? sprintf("%d%%", 100 * $ARGV[0] / $ARGV[1]) : ""' "$DHOT" "$DUPD")
 		ROWS+=("$1")
 		return
 	fi
@@ -170,17 +172,23 @@ for round in $(seq 1 "$ROUNDS"); do
 			[[ -n ${PERF_DIR:-} ]] && PERF_OUT=$PERF_DIR/benchbulk.$fmt.$state.perf
 			measure tgt_profile.profiles "$(sql_bulk "$fmt")"
 			PERF_OUT=""
-			log_info "   $state  bulk_update $(printf '%-6s' "$fmt")          $(printf '%7.2f s' "$SECS")  ($INFO)"
+			log_info "   $state  bulk_update $(printf '%-6s' "$fmt")          $(printf '%7.2f s' "$SECS")  ($INFO) HOT $DHOT of $DUPD updates"
 			[[ $INFO == complete* ]] || die "bulk_update $fmt: $INFO"
 			record "bulk_update|$fmt|$state"
 			check_fp "bulk_update $fmt $state" "tgt_profile.profiles WHERE client = 'c'" "$state"
 
 			for m in ${PLAIN_METHODS[$fmt]}; do
-				reset_target bench.plain_target "$pre"
-				measure bench.plain_target "$(sql_plain "$m")"
-				log_info "   $state  $(printf '%-27s' "$m") $(printf '%7.2f s' "$SECS")  ($INFO)"
+				# *_ff: the same SQL into a table with profiles' fillfactor
+				target=bench.plain_target sql=$(sql_plain "${m%_ff}")
+				if [[ $m == *_ff ]]; then
+					target=bench.plain_target_ff
+					sql=${sql//bench.plain_target AS p/bench.plain_target_ff AS p}
+				fi
+				reset_target "$target" "$pre"
+				measure "$target" "$sql"
+				log_info "   $state  $(printf '%-27s' "$m") $(printf '%7.2f s' "$SECS")  ($INFO) HOT $DHOT of $DUPD updates"
 				record "$m|$fmt|$state"
-				check_fp "$m $state" bench.plain_target "$state"
+				check_fp "$m $state" "$target" "$state"
 			done
 		done
 	done
@@ -236,7 +244,7 @@ echo "bulk_update, $N records, 5 string attributes of 10-20 characters; $(nproc)
 echo "x COPY: seconds / COPY's seconds for the same state (lower is better).  vs best plain: the"
 echo "fastest plain SQL of that format's seconds / this method's seconds (higher is better)."
 echo "peak MB: peak private (RssAnon) growth of the backend.  half = N/2 of the keys exist."
-printf '%-24s %-7s %-9s %8s %8s %12s %8s %8s %8s\n' method format state seconds "x COPY" "vs best plain" "peak MB" "batch MB" "WAL MB"
+printf '%-24s %-7s %-9s %8s %8s %12s %8s %8s %8s %5s\n' method format state seconds "x COPY" "vs best plain" "peak MB" "batch MB" "WAL MB" HOT
 for key in "${ROWS[@]}"; do
 	IFS='|' read -r m fmt state <<<"$key"
 	s=${R_SECS[$key]}
@@ -250,17 +258,26 @@ for key in "${ROWS[@]}"; do
 	else
 		bmb=$(mb "${BYTES[batch.copy]}")
 	fi
-	printf '%-24s %-7s %-9s %8.2f %8s %12s %8s %8s %8s\n' "$(label_of "$m")" "$fmt" "$state" "$s" "$xc" \
-		"$vbp" "${R_PEAK[$key]}" "$bmb" "$(mb "${R_WAL[$key]}")"
+	printf '%-24s %-7s %-9s %8.2f %8s %12s %8s %8s %8s %5s\n' "$(label_of "$m")" "$fmt" "$state" "$s" "$xc" \
+		"$vbp" "${R_PEAK[$key]}" "$bmb" "$(mb "${R_WAL[$key]}")" "${R_HOT[$key]:-}"
 done
 echo "(unchanged: the batch sent again to profiles that hold it; x COPY is against COPY 'half')"
 
 echo
 echo "Goals:"
+# CSV: <= 1.2 x COPY; the JSON formats, parsed by the reader's thread
+# meanwhile: <= 1.1 x (issue 13)
 for fmt in "${FORMATS[@]}"; do
 	r=$(ratio "${R_SECS[bulk_update|$fmt|new]}" "${R_SECS[COPY|copy|new]}")
-	le "$r" 1.2 && ok=1 || ok=0
-	goal "$ok" "new,  $fmt: bulk_update $r x COPY's time (goal <= 1.2)"
+	lim=1.1
+	[[ $fmt == csv ]] && lim=1.2
+	le "$r" "$lim" && ok=1 || ok=0
+	goal "$ok" "new,  $fmt: bulk_update $r x COPY's time (goal <= $lim)"
+done
+for fmt in "${FORMATS[@]}"; do
+	r=$(ratio "$(best_plain "$fmt" half)" "${R_SECS[bulk_update|$fmt|half]}")
+	le 1.25 "$r" && ok=1 || ok=0
+	goal "$ok" "half, $fmt: bulk_update ${r}x faster than the best plain SQL for $fmt (goal >= 1.25)"
 done
 for fmt in "${FORMATS[@]}"; do
 	r=$(ratio "${R_SECS[csv_staging|csv|half]}" "${R_SECS[bulk_update|$fmt|half]}")
@@ -293,6 +310,8 @@ done
 echo
 echo "Settings: PostgreSQL $PG_MAJOR defaults, fsync=on, synchronous_commit=on, full_page_writes=on;"
 echo "tgt_profile.max_batch_bytes=200MB per session.  Library: $LIB as of the start (md5 $LIB_MD5...)."
+echo "Storage parameters: tgt_profile.profiles $(psql_q -c "SELECT COALESCE(array_to_string(reloptions, ','), 'none') FROM pg_class WHERE oid = 'tgt_profile.profiles'::regclass"),"
+echo "bench.plain_target none (LIKE copies none), bench.plain_target_ff as profiles.  HOT: the share of updates that were HOT."
 echo "Rounds: $ROUNDS.  Load average (1/5/15 min) at the start: $LOAD_START; at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)."
 echo "Total run time: $((SECONDS - T_START)) s."
 ((MISSED == 0))

@@ -96,8 +96,8 @@ reset_target() {
 }
 
 # measure TARGET SQL: run SQL (psql text, may span statements and use
-# :'dir') on a fresh connection; sets SECS, PEAK_MB, WAL_BYTES, DUPD, DINS
-# (growth of TARGET's n_tup_upd and n_tup_ins), INFO (lines the SQL
+# :'dir') on a fresh connection; sets SECS, PEAK_MB, WAL_BYTES, DUPD, DINS,
+# DHOT (growth of TARGET's n_tup_upd, n_tup_ins and n_tup_hot_upd), INFO (lines the SQL
 # \echo'ed with the prefix INFO), CPU_SECS (the backend's user + system CPU
 # time meanwhile), BLKS_READ and BLKS_HIT (TARGET's heap and index blocks
 # read into shared buffers and found there).  PERF_OUT=FILE: `perf record`
@@ -119,7 +119,7 @@ SET tgt_profile.max_batch_bytes = '200MB';
 SELECT pg_backend_pid() AS pid \gset
 \setenv BENCH_PID :pid
 \! perl '$BULK/memsample.pl' "\$BENCH_PID" '$memf' $SAMPLE_MS </dev/null >/dev/null 2>&1 &
-SELECT n_tup_upd AS upd0, n_tup_ins AS ins0, pg_current_wal_lsn() AS lsn0,
+SELECT n_tup_upd AS upd0, n_tup_ins AS ins0, n_tup_hot_upd AS hot0, pg_current_wal_lsn() AS lsn0,
        $blks AS rd0, $hits AS hit0
   FROM pg_stat_user_tables JOIN pg_statio_user_tables USING (relid) WHERE relid = '$target'::regclass \gset
 \! i=0; while [ ! -e '$memf.ready' ] && [ \$i -lt 500 ]; do sleep 0.01; i=\$((i+1)); done
@@ -132,11 +132,11 @@ SELECT extract(epoch FROM clock_timestamp()) - :t0 AS secs \gset
 \! touch '$memf.stop'
 $perf_off
 SELECT pg_stat_force_next_flush();
-SELECT n_tup_upd - :upd0 AS dupd, n_tup_ins - :ins0 AS dins,
+SELECT n_tup_upd - :upd0 AS dupd, n_tup_ins - :ins0 AS dins, n_tup_hot_upd - :hot0 AS dhot,
        pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn0') AS wal, :'lsn0' AS lsn0,
        pg_current_wal_lsn() AS lsn1, $blks - :rd0 AS rd, $hits - :hit0 AS hit
   FROM pg_stat_user_tables JOIN pg_statio_user_tables USING (relid) WHERE relid = '$target'::regclass \gset
-\echo RESULT :secs :wal :dupd :dins :lsn0 :lsn1 :rd :hit
+\echo RESULT :secs :wal :dupd :dins :lsn0 :lsn1 :rd :hit :dhot
 EOF
 	)
 	local rc=$?
@@ -145,7 +145,7 @@ EOF
 		printf '%s\n' "$out" >&2
 		die "measurement failed: $sql"
 	fi
-	read -r _ SECS WAL_BYTES DUPD DINS LSN0 LSN1 BLKS_READ BLKS_HIT < <(grep '^RESULT ' <<<"$out")
+	read -r _ SECS WAL_BYTES DUPD DINS LSN0 LSN1 BLKS_READ BLKS_HIT DHOT < <(grep '^RESULT ' <<<"$out")
 	CPU_SECS=$(perl -e 'my @a = split " ", $ARGV[0]; my @b = split " ", $ARGV[1];
 		printf "%.2f", ($b[0] + $b[1] - $a[0] - $a[1]) / $ARGV[2]' \
 		"$(cat "$memf.cpu0" 2>/dev/null)" "$(cat "$memf.cpu1" 2>/dev/null)" "$(getconf CLK_TCK)")

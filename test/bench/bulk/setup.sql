@@ -19,4 +19,11 @@ INSERT INTO bench.batch VALUES ('json', pg_read_file(:'dir' || '/batch.json'));
 -- primary key, unique key): the COPY reference and the plain SQL target.
 CREATE TABLE bench.copy_target (LIKE tgt_profile.profiles INCLUDING ALL);
 CREATE TABLE bench.plain_target (LIKE tgt_profile.profiles INCLUDING ALL);
+-- The plain SQL's table as tgt_profile.profiles is stored too: LIKE copies
+-- no storage parameter, so profiles' fillfactor is set on this one.
+CREATE TABLE bench.plain_target_ff (LIKE tgt_profile.profiles INCLUDING ALL);
+SELECT pg_catalog.format('ALTER TABLE bench.plain_target_ff SET (%s)',
+                         pg_catalog.array_to_string(reloptions, ', '))
+  FROM pg_catalog.pg_class
+ WHERE oid = 'tgt_profile.profiles'::regclass AND reloptions IS NOT NULL \gexec
 VACUUM ANALYZE bench.batch;
