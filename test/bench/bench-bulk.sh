@@ -308,7 +308,7 @@ done
 ((MISMATCH)) && goal 0 "every method left the same profiles (see the errors above)"
 
 echo
-echo "Settings: PostgreSQL $PG_MAJOR defaults, fsync=on, synchronous_commit=on, full_page_writes=on;"
+echo "Settings: PostgreSQL $PG_MAJOR defaults${BENCH_SETTINGS:+ but $BENCH_SETTINGS}, fsync=on, synchronous_commit=on, full_page_writes=on;"
 echo "tgt_profile.max_batch_bytes=200MB per session.  Library: $LIB as of the start (md5 $LIB_MD5...)."
 echo "Storage parameters: tgt_profile.profiles $(psql_q -c "SELECT COALESCE(array_to_string(reloptions, ','), 'none') FROM pg_class WHERE oid = 'tgt_profile.profiles'::regclass"),"
 echo "bench.plain_target none (LIKE copies none), bench.plain_target_ff as profiles.  HOT: the share of updates that were HOT."

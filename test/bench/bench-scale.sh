@@ -73,6 +73,9 @@
 #                     profile of the largest size must be free (26 GB for
 #                     10 million)
 #   KEEP_TMP=1        keep them
+#   BENCH_SETTINGS    more server settings, "name=value ..." (e.g.
+#                     "shared_buffers=4GB" for a server sized for 10 million
+#                     profiles)
 # About 35 minutes with the default sizes on 2 cores.
 set -u -o pipefail
 
@@ -351,7 +354,7 @@ goal "$ok" "at $LARGEST profiles, bulk_update is ${r}x faster than the COPY-stag
 ((MISMATCH)) && goal 0 "both methods left the same values (see the errors above)"
 
 echo
-echo "Settings: PostgreSQL $PG_MAJOR defaults (shared_buffers $(psql_q -c 'SHOW shared_buffers')), fsync=on,"
+echo "Settings: PostgreSQL $PG_MAJOR defaults${BENCH_SETTINGS:+ but $BENCH_SETTINGS} (shared_buffers $(psql_q -c 'SHOW shared_buffers')), fsync=on,"
 echo "synchronous_commit=on, full_page_writes=on; storage parameters of profiles (copied to the plain"
 echo "table): $RELOPTS, of its primary key: $IDXOPTS.  Library: $LIB as of the start (md5 $LIB_MD5...)."
 fills=""

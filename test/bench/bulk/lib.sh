@@ -64,11 +64,14 @@ bench_files() {
 
 # bench_cluster: a throwaway cluster with PostgreSQL's defaults (fsync,
 # synchronous_commit and full_page_writes, which cluster_start turns off for
-# tests, back on) and the fixtures of setup.sql.
+# tests, back on) and the fixtures of setup.sql.  BENCH_SETTINGS: more
+# server settings, "name=value ..." (e.g. shared_buffers=4GB), printed with
+# the results.
 bench_cluster() {
-	log_info "== cluster (PostgreSQL defaults, fsync/synchronous_commit/full_page_writes on)"
+	log_info "== cluster (PostgreSQL defaults, fsync/synchronous_commit/full_page_writes on${BENCH_SETTINGS:+, $BENCH_SETTINGS})"
+	# shellcheck disable=SC2086 # BENCH_SETTINGS is a list of settings
 	cluster_start fsync=on synchronous_commit=on full_page_writes=on \
-		max_prepared_transactions=0 log_min_messages=warning ||
+		max_prepared_transactions=0 log_min_messages=warning ${BENCH_SETTINGS:-} ||
 		die "could not start the cluster"
 	log_info "== fixtures"
 	psql_q -v dir="$DATA" -f "$BULK/setup.sql" >/dev/null || die "setup.sql failed"
