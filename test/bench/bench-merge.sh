@@ -123,16 +123,9 @@ fi
 
 DATA="" # set by make_tmpdir
 make_tmpdir DATA mergedata || die "no temporary directory"
-# A snapshot of the installed library, taken when no one is writing it (two
-# copies a second apart agree), so that the whole run measures one build
-# (see bench-bulk.sh).
-LIB=$("$PG_CONFIG" --pkglibdir)/tgt_profile.so
-mkdir -p "$DATA/lib"
-for try in $(seq 1 30); do
-	cp "$LIB" "$DATA/lib/tgt_profile.so" && sleep 1 && cmp -s "$LIB" "$DATA/lib/tgt_profile.so" && break
-	((try == 30)) && die "$LIB keeps changing"
-done
-LIB_MD5=$(md5sum <"$DATA/lib/tgt_profile.so" | cut -c 1-12)
+# A snapshot of the installed library, so that the whole run measures one
+# build (common.sh).
+snapshot_library "$DATA" || die "no snapshot of the library"
 chmod -R a+rX "$DATA"
 is_root && chown postgres: "$DATA"
 

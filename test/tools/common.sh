@@ -117,6 +117,25 @@ build_and_install() {
 	return "$rc"
 }
 
+# snapshot_library DIR: copy the installed library to DIR/lib, taken when
+# no one is writing it (two copies a second apart agree), so that a
+# benchmark measures one build however others reinstall meanwhile; sets LIB
+# (the installed one) and LIB_MD5 (of the copy).
+snapshot_library() {
+	local try
+	LIB=$("$PG_CONFIG" --pkglibdir)/tgt_profile.so
+	mkdir -p "$1/lib" || return 1
+	for try in $(seq 1 30); do
+		cp "$LIB" "$1/lib/tgt_profile.so" && sleep 1 && cmp -s "$LIB" "$1/lib/tgt_profile.so" && break
+		if ((try == 30)); then
+			log_error "$LIB keeps changing"
+			return 1
+		fi
+	done
+	# shellcheck disable=SC2034 # for the sourcing benchmark
+	LIB_MD5=$(md5sum <"$1/lib/tgt_profile.so" | cut -c 1-12)
+}
+
 # A free TCP port on the loopback interface (the kernel picks it).
 _free_port() {
 	local p

@@ -45,17 +45,10 @@ bench_install() {
 # is writing it: two copies a second apart must agree.
 DATA=""
 bench_files() {
-	local try
 	make_tmpdir DATA bulkdata || die "no temporary directory"
 	log_info "== generating $N records in $DATA"
 	python3 "$BULK/gen.py" "$DATA" "$N" || die "gen.py failed"
-	LIB=$("$PG_CONFIG" --pkglibdir)/tgt_profile.so
-	mkdir -p "$DATA/lib"
-	for try in $(seq 1 30); do
-		cp "$LIB" "$DATA/lib/tgt_profile.so" && sleep 1 && cmp -s "$LIB" "$DATA/lib/tgt_profile.so" && break
-		((try == 30)) && die "$LIB keeps changing"
-	done
-	LIB_MD5=$(md5sum <"$DATA/lib/tgt_profile.so" | cut -c 1-12)
+	snapshot_library "$DATA" || die "no snapshot of the library"
 	chmod -R a+rX "$DATA"
 	declare -gA BYTES
 	local f b
