@@ -31,7 +31,6 @@
  *
  *-------------------------------------------------------------------------
  */
-#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -351,17 +350,14 @@ thread_wait(tp_ahead *a)
 static void
 thread_read(tp_ahead *a)
 {
-	char		errbuf[256];
 	tp_status	end = TP_RECORD;
 
-	errbuf[0] = '\0';
-	open_reader(a, errbuf, sizeof(errbuf));
+	/* the caller reads open_err once opened says so, under the mutex */
+	open_reader(a, a->open_err, sizeof(a->open_err));
 	pthread_mutex_lock(&a->mutex);
 	a->opened = a->reader ? 1 : -1;
 	if (a->reader)
 		a->format = tp_reader_format(a->reader);
-	else
-		snprintf(a->open_err, sizeof(a->open_err), "%s", errbuf);
 	pthread_cond_broadcast(&a->changed);
 
 	while (a->reader && end == TP_RECORD)
@@ -411,6 +407,13 @@ ahead_main(void *arg)
  * Wait until the thread opened the reader (which == -1) or filled block
  * which; between slices the interrupt hook may not return.
  */
+/* Under the mutex: has the thread opened the reader (-1) or filled which? */
+static bool
+caller_ready(tp_ahead *a, int which)
+{
+	return which < 0 ? a->opened != 0 : a->blocks[which].state == BLOCK_FULL;
+}
+
 static void
 caller_wait(tp_ahead *a, int which)
 {
@@ -420,7 +423,7 @@ caller_wait(tp_ahead *a, int which)
 		bool		ready;
 
 		pthread_mutex_lock(&a->mutex);
-		ready = which < 0 ? a->opened != 0 : a->blocks[which].state == BLOCK_FULL;
+		ready = caller_ready(a, which);
 		if (!ready)
 		{
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -431,7 +434,7 @@ caller_wait(tp_ahead *a, int which)
 				until.tv_nsec -= 1000000000L;
 			}
 			(void) pthread_cond_timedwait(&a->changed, &a->mutex, &until);
-			ready = which < 0 ? a->opened != 0 : a->blocks[which].state == BLOCK_FULL;
+			ready = caller_ready(a, which);
 		}
 		pthread_mutex_unlock(&a->mutex);
 		if (ready)
